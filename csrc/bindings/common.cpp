@@ -1,0 +1,191 @@
+#include "common.hpp"
+
+#include <limits>
+#include <new>
+#include <sstream>
+
+namespace fastnn {
+namespace bind {
+
+namespace {
+std::vector<Registrar>& registry() {
+  static std::vector<Registrar> r;
+  return r;
+}
+}  // namespace
+
+int add_registrar(Registrar r) {
+  registry().push_back(r);
+  return static_cast<int>(registry().size());
+}
+
+void run_registrars(py::module_& m) {
+  for (Registrar r : registry()) r(m);
+}
+
+[[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
+[[noreturn]] void type_error(const std::string& msg) { throw py::type_error(msg); }
+
+std::string shape_str(const std::vector<i64>& s) {
+  std::ostringstream o;
+  o << "(";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) o << ", ";
+    o << s[i];
+  }
+  if (s.size() == 1) o << ",";
+  o << ")";
+  return o.str();
+}
+
+std::string shape_str(const py::array& a) { return shape_str(shape_of(a)); }
+
+bool is_none(py::handle obj) { return obj.is_none(); }
+
+namespace {
+py::array to_ndarray(py::handle obj, const char* name) {
+  if (obj.is_none()) type_error(std::string(name) + ": expected a float32 array, got None");
+  if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj))
+    type_error(std::string(name) + ": expected a numeric array, got " +
+               std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array arr;
+  try {
+    arr = py::array::ensure(obj);
+  } catch (py::error_already_set&) {
+    arr = py::array();
+  }
+  if (!arr) {
+    type_error(std::string(name) + ": expected a numeric array, got " +
+               std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  return arr;
+}
+}  // namespace
+
+f32array as_f32(py::handle obj, const char* name) {
+  py::array arr = to_ndarray(obj, name);
+  const char kind = arr.dtype().kind();
+  if (kind != 'f' && kind != 'i' && kind != 'u') {
+    type_error(std::string(name) + ": expected a real-valued (float32) array, got dtype " +
+               std::string(py::str(arr.dtype())));
+  }
+  const bool ok = py::isinstance<f32array>(arr) &&
+                  (arr.flags() & py::array::c_style) &&
+                  (reinterpret_cast<std::uintptr_t>(arr.data()) % alignof(float) == 0);
+  if (ok) return py::reinterpret_borrow<f32array>(arr);
+  // One copy at the boundary: C-contiguous float32.
+  return f32array::ensure(arr);
+}
+
+f32array as_f32_inplace(py::handle obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    type_error(std::string(name) + ": expected a writable float32 numpy array (updated in place), got " +
+               std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<f32array>(arr))
+    type_error(std::string(name) + ": expected dtype float32 (updated in place), got " +
+               std::string(py::str(arr.dtype())));
+  if (!(arr.flags() & py::array::c_style))
+    value_error(std::string(name) + ": expected a C-contiguous array (updated in place)");
+  if (!arr.writeable()) value_error(std::string(name) + ": expected a writable array (updated in place), got a read-only one");
+  return py::reinterpret_borrow<f32array>(arr);
+}
+
+py::array_t<std::int64_t, py::array::c_style> as_labels(py::handle obj, const char* name) {
+  py::array arr = to_ndarray(obj, name);
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    type_error(std::string(name) + ": expected integer class labels, got dtype " +
+               std::string(py::str(arr.dtype())));
+  return py::array_t<std::int64_t, py::array::c_style>::ensure(arr);
+}
+
+void require_rank(const py::array& a, int rank, const char* name, const char* layout) {
+  if (a.ndim() != rank) {
+    std::ostringstream o;
+    o << name << ": expected a " << rank << "-D array " << layout << ", got shape "
+      << shape_str(a) << " (" << a.ndim() << "-D)";
+    value_error(o.str());
+  }
+}
+
+void require_shape(const py::array& a, const std::vector<i64>& shape, const char* name) {
+  if (shape_of(a) != shape)
+    value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
+                shape_str(a));
+}
+
+namespace {
+void check_elements(const std::vector<i64>& shape) {
+  // Element count and byte size must fit; reject before allocating.
+  const i64 limit = std::numeric_limits<i64>::max() / 8;
+  i64 n = 1;
+  for (i64 d : shape) {
+    if (d < 0) value_error("negative dimension in output shape " + shape_str(shape));
+    if (d != 0 && n > limit / d) throw std::bad_alloc();
+    n *= d;
+  }
+  if (n > (i64(1) << 40)) throw std::bad_alloc();  // 4 TiB of float32
+}
+}  // namespace
+
+f32array new_f32(const std::vector<i64>& shape) {
+  check_elements(shape);
+  std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  return f32array(s);
+}
+
+f32array zeros_f32(const std::vector<i64>& shape) {
+  f32array a = new_f32(shape);
+  float* p = a.mutable_data();
+  const py::ssize_t n = a.size();
+  for (py::ssize_t i = 0; i < n; ++i) p[i] = 0.0f;
+  return a;
+}
+
+void require_positive(i64 v, const char* name) {
+  if (v < 1) value_error(std::string(name) + ": expected a positive integer, got " + std::to_string(v));
+}
+
+void require_nonnegative(i64 v, const char* name) {
+  if (v < 0) value_error(std::string(name) + ": expected a non-negative integer, got " + std::to_string(v));
+}
+
+namespace {
+i64 int_of(py::handle v, const char* name) {
+  if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v)) {
+    // numpy integers are accepted through __index__
+    if (!py::isinstance<py::bool_>(v) && py::hasattr(v, "__index__") &&
+        !py::isinstance<py::float_>(v))
+      return v.attr("__index__")().cast<i64>();
+    type_error(std::string(name) + ": expected an int or a pair of ints, got " +
+               std::string(py::str(py::repr(v))));
+  }
+  return v.cast<i64>();
+}
+
+Pair parse_pair_impl(py::handle obj, const char* name, i64 min_value) {
+  Pair p{0, 0};
+  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    if (seq.size() != 2)
+      value_error(std::string(name) + ": expected an int or a pair (h, w), got " +
+                  std::string(py::str(py::repr(obj))));
+    p.h = int_of(seq[0], name);
+    p.w = int_of(seq[1], name);
+  } else {
+    p.h = p.w = int_of(obj, name);
+  }
+  if (p.h < min_value || p.w < min_value)
+    value_error(std::string(name) + ": expected " +
+                (min_value > 0 ? "positive" : "non-negative") + " sizes, got " +
+                std::string(py::str(py::repr(obj))));
+  return p;
+}
+}  // namespace
+
+Pair parse_pair(py::handle obj, const char* name) { return parse_pair_impl(obj, name, 1); }
+Pair parse_pair_nonneg(py::handle obj, const char* name) { return parse_pair_impl(obj, name, 0); }
+
+}  // namespace bind
+}  // namespace fastnn

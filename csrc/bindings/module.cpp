@@ -1,0 +1,65 @@
+// The fastnn._core extension module: build information, threads, and the
+// kernel families registered by the other binding files.
+#include <pybind11/stl.h>
+
+#include "common.hpp"
+#include "fastnn/gemm.hpp"
+
+namespace fastnn {
+namespace bind {
+void run_registrars(py::module_& m);
+}  // namespace bind
+}  // namespace fastnn
+
+namespace py = pybind11;
+using namespace fastnn;
+using namespace fastnn::bind;
+
+namespace {
+
+py::dict build_info() {
+  py::dict d;
+  d["compiler"] = compiler_name();
+  d["isa"] = isa_name(active_isa());
+  d["openmp"] = openmp_enabled();
+  d["threads"] = num_threads();
+  const MicroKernels& uk = micro_kernels();
+  d["gemm_tile"] = std::to_string(uk.MR) + "x" + std::to_string(uk.NR);
+  d["cuda"] = false;
+  return d;
+}
+
+// C = A @ B for 2-D float32 arrays (used by the benchmarks and tests of the GEMM).
+f32array matmul(py::handle a_obj, py::handle b_obj, bool transpose_a, bool transpose_b) {
+  f32array a = as_f32(a_obj, "a"), b = as_f32(b_obj, "b");
+  require_rank(a, 2, "a", "(M, K)");
+  require_rank(b, 2, "b", "(K, N)");
+  const i64 M = transpose_a ? a.shape(1) : a.shape(0), K = transpose_a ? a.shape(0) : a.shape(1);
+  const i64 KB = transpose_b ? b.shape(1) : b.shape(0), N = transpose_b ? b.shape(0) : b.shape(1);
+  if (K != KB)
+    value_error("b: expected " + std::to_string(K) + " rows to match a, got shape " + shape_str(b));
+  f32array c = new_f32({M, N});
+  const i64 lda = a.shape(1), ldb = b.shape(1);
+  {
+    py::gil_scoped_release nogil;
+    sgemm(M, N, K, a.data(), transpose_a ? 1 : lda, transpose_a ? lda : 1, b.data(),
+          transpose_b ? 1 : ldb, transpose_b ? ldb : 1, c.mutable_data(), N);
+  }
+  return c;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastnn C++ core (private; use fastnn.ops)";
+  m.def("build_info", &build_info);
+  m.def("get_num_threads", &num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) value_error("set_num_threads: n: expected an integer >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  }, py::arg("n"));
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(),
+        py::arg("transpose_a") = false, py::arg("transpose_b") = false,
+        "C = op(a) @ op(b) with fastnn's GEMM (float32).");
+  run_registrars(m);
+}

@@ -1,0 +1,236 @@
+// SGEMM driver (BLIS/Goto loop nest with packed panels), the portable
+// micro-kernels, and run-time ISA dispatch.
+#include "fastnn/gemm.hpp"
+
+#include <algorithm>
+#include <cstring>
+#ifdef FASTNN_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+// ---------------------------------------------------------------------------
+// Portable micro-kernels (plain C++; the compiler vectorizes for the baseline).
+namespace {
+constexpr int GMR = 4;
+constexpr int GNR = 16;
+
+void generic_store(float (&acc)[GMR][GNR], float* c, i64 ldc, int mr, int nr, int flags,
+                   const float* bias) {
+  for (int i = 0; i < mr; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < nr; ++j) {
+      float v = acc[i][j];
+      if (flags & kAccumulate) v = ci[j] + v;
+      if (flags & kBias) v = v + bias[j];
+      if ((flags & kRelu) && !(v > 0.0f)) v = (v != v) ? v : 0.0f;
+      ci[j] = v;
+    }
+  }
+}
+
+void generic_packed(i64 kc, const float* ap, const float* bp, float* c, i64 ldc, int mr,
+                    int nr, int flags, const float* bias) {
+  float acc[GMR][GNR] = {};
+  for (i64 k = 0; k < kc; ++k) {
+    for (int i = 0; i < GMR; ++i)
+      for (int j = 0; j < GNR; ++j) acc[i][j] += ap[i] * bp[j];
+    ap += GMR;
+    bp += GNR;
+  }
+  generic_store(acc, c, ldc, mr, nr, flags, bias);
+}
+
+void generic_rowptr(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
+                    i64 ldb, float* c, i64 ldc, int mr, int nr, int flags,
+                    const float* bias) {
+  float acc[GMR][GNR] = {};
+  for (int s = 0; s < nseg; ++s) {
+    const float* const* ap = aptr + s * GMR;
+    const float* bp = bseg[s];
+    for (i64 k = 0; k < seglen; ++k) {
+      float b[GNR] = {};
+      for (int j = 0; j < nr; ++j) b[j] = bp[j];
+      for (int i = 0; i < GMR; ++i) {
+        const float a = ap[i][k];
+        for (int j = 0; j < GNR; ++j) acc[i][j] += a * b[j];
+      }
+      bp += ldb;
+    }
+  }
+  generic_store(acc, c, ldc, mr, nr, flags, bias);
+}
+
+void generic_colptr(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
+                    float* c, i64 ldc, int mr, int nr, int flags) {
+  float acc[GMR][GNR] = {};
+  for (i64 k = 0; k < kc; ++k) {
+    const float* a = acol[k] + a_off;
+    for (int i = 0; i < mr; ++i) {
+      const float av = a[i];
+      for (int j = 0; j < nr; ++j) acc[i][j] += av * b[j];
+    }
+    b += ldb;
+  }
+  generic_store(acc, c, ldc, mr, nr, flags, nullptr);
+}
+}  // namespace
+
+const MicroKernels& micro_kernels_generic() {
+  static const MicroKernels k{GMR, GNR, generic_packed, generic_rowptr, generic_colptr};
+  return k;
+}
+
+const MicroKernels& micro_kernels_for(Isa isa) {
+#ifdef FASTNN_X86
+  if (isa == Isa::avx512) return micro_kernels_avx512();
+  if (isa == Isa::avx2) return micro_kernels_avx2();
+#endif
+  (void)isa;
+  return micro_kernels_generic();
+}
+
+const MicroKernels& micro_kernels() {
+  static const MicroKernels& k = micro_kernels_for(active_isa());
+  return k;
+}
+
+// ---------------------------------------------------------------------------
+// Packing. Panels are zero padded to MR / NR so edge tiles run the same kernel.
+namespace {
+
+void pack_a(const MicroKernels& uk, i64 mc, i64 kc, const float* A, i64 rsa, i64 csa,
+            float* ap) {
+  const int MR = uk.MR;
+  for (i64 i0 = 0; i0 < mc; i0 += MR) {
+    const int mr = static_cast<int>(std::min<i64>(MR, mc - i0));
+    if (csa == 1) {
+      for (int i = 0; i < mr; ++i) {
+        const float* src = A + (i0 + i) * rsa;
+        for (i64 k = 0; k < kc; ++k) ap[k * MR + i] = src[k];
+      }
+    } else {
+      for (i64 k = 0; k < kc; ++k) {
+        const float* src = A + k * csa + i0 * rsa;
+        for (int i = 0; i < mr; ++i) ap[k * MR + i] = src[i * rsa];
+      }
+    }
+    for (int i = mr; i < MR; ++i)
+      for (i64 k = 0; k < kc; ++k) ap[k * MR + i] = 0.0f;
+    ap += kc * MR;
+  }
+}
+
+// Packs NR-wide panels [p0, p1) of the kc x nc block of B.
+void pack_b(const MicroKernels& uk, i64 p0, i64 p1, i64 nc, i64 kc, const float* B,
+            i64 rsb, i64 csb, float* bp) {
+  const int NR = uk.NR;
+  for (i64 p = p0; p < p1; ++p) {
+    const i64 j0 = p * NR;
+    const int nr = static_cast<int>(std::min<i64>(NR, nc - j0));
+    float* dst = bp + p * kc * NR;
+    if (csb == 1) {
+      for (i64 k = 0; k < kc; ++k) {
+        const float* src = B + k * rsb + j0;
+        float* d = dst + k * NR;
+        std::memcpy(d, src, sizeof(float) * nr);
+        for (int j = nr; j < NR; ++j) d[j] = 0.0f;
+      }
+    } else {
+      for (int j = 0; j < nr; ++j) {
+        const float* src = B + (j0 + j) * csb;
+        for (i64 k = 0; k < kc; ++k) dst[k * NR + j] = src[k * rsb];
+      }
+      for (i64 k = 0; k < kc; ++k)
+        for (int j = nr; j < NR; ++j) dst[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+constexpr i64 kGemmNC = 1536;   // B block: kGemmKC x kGemmNC floats (1.5 MB) in L2/L3
+constexpr i64 kGemmMCMax = 96;  // rows of A packed per task (x kGemmKC, stays in L2)
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B,
+           i64 rsb, i64 csb, float* C, i64 ldc, int flags, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  const MicroKernels& uk = micro_kernels();
+  const int MR = uk.MR, NR = uk.NR;
+  if (K <= 0) {  // empty sum: C = 0 (or unchanged) then epilogue
+    for (i64 i = 0; i < M; ++i)
+      for (i64 j = 0; j < N; ++j) {
+        float v = (flags & kAccumulate) ? C[i * ldc + j] : 0.0f;
+        if (flags & kBias) v += bias[j];
+        if ((flags & kRelu) && v < 0.0f) v = 0.0f;
+        C[i * ldc + j] = v;
+      }
+    return;
+  }
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int nthreads = flops < 2.0e5 ? 1 : num_threads();
+  const i64 nc_max = std::min<i64>(kGemmNC, ceil_div(N, NR) * NR);
+  Buffer<float> bpack(static_cast<std::size_t>(kGemmKC * nc_max));
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  {
+    Buffer<float> apack(static_cast<std::size_t>(kGemmKC * kGemmMCMax));
+    for (i64 jc = 0; jc < N; jc += kGemmNC) {
+      const i64 nc = std::min<i64>(kGemmNC, N - jc);
+      const i64 npanels = ceil_div(nc, NR);
+      for (i64 pc = 0; pc < K; pc += kGemmKC) {
+        const i64 kc = std::min<i64>(kGemmKC, K - pc);
+        const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
+                      (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
+#pragma omp for schedule(static)
+        for (i64 p = 0; p < npanels; ++p)
+          pack_b(uk, p, p + 1, nc, kc, B + pc * rsb + jc * csb, rsb, csb, bpack.data());
+        // Tasks: (row block) x (column group). Each task packs its own A block.
+        const i64 mblocks = ceil_div(M, kGemmMCMax);
+        i64 ngroups = 1;
+        if (mblocks < 2 * nthreads) ngroups = std::min<i64>(npanels, 2 * nthreads);
+        const i64 ntasks = mblocks * ngroups;
+#pragma omp for schedule(static)
+        for (i64 t = 0; t < ntasks; ++t) {
+          const i64 mb = t / ngroups, g = t % ngroups;
+          const i64 ic = mb * kGemmMCMax;
+          const i64 mc = std::min<i64>(kGemmMCMax, M - ic);
+          const i64 pbeg = npanels * g / ngroups, pend = npanels * (g + 1) / ngroups;
+          if (pbeg == pend) continue;
+          pack_a(uk, mc, kc, A + ic * rsa + pc * csa, rsa, csa, apack.data());
+          for (i64 ir = 0; ir < mc; ir += MR) {
+            const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
+            const float* ap = apack.data() + ir * kc;
+            for (i64 p = pbeg; p < pend; ++p) {
+              const i64 jr = p * NR;
+              const int nr = static_cast<int>(std::min<i64>(NR, nc - jr));
+              uk.packed(kc, ap, bpack.data() + p * kc * NR, C + (ic + ir) * ldc + jc + jr,
+                        ldc, mr, nr, f, bias ? bias + jc + jr : nullptr);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void sgemm_reference(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B,
+                     i64 rsb, i64 csb, float* C, i64 ldc, int flags, const float* bias) {
+  for (i64 i = 0; i < M; ++i)
+    for (i64 j = 0; j < N; ++j) {
+      float total = (flags & kAccumulate) ? C[i * ldc + j] : 0.0f;
+      for (i64 pc = 0; pc < K; pc += kGemmKC) {
+        float block = 0.0f;
+        for (i64 k = pc; k < std::min<i64>(K, pc + kGemmKC); ++k)
+          block += A[i * rsa + k * csa] * B[k * rsb + j * csb];
+        total = (pc == 0 && !(flags & kAccumulate)) ? block : total + block;
+      }
+      if (flags & kBias) total += bias[j];
+      if ((flags & kRelu) && total < 0.0f) total = 0.0f;  // NaN stays NaN
+      C[i * ldc + j] = total;
+    }
+}
+
+}  // namespace fastnn

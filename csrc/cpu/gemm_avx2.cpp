@@ -1,0 +1,136 @@
+// AVX2+FMA micro-kernels: 6 x 16 tile of C in 12 ymm accumulators.
+// Compiled with -mavx2 -mfma; only called after run-time dispatch.
+#include <immintrin.h>
+
+#include "fastnn/gemm.hpp"
+
+namespace fastnn {
+namespace {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+
+inline __m256i lane_mask(int n) {  // lanes < n set (n may be <= 0 or >= 8)
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+template <int ROWS>
+inline void store_tile(__m256 (&acc)[MR][2], float* c, i64 ldc, int mr, int nr,
+                       int flags, const float* bias) {
+  const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+  __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+  if (flags & kBias) {
+    b0 = _mm256_maskload_ps(bias, m0);
+    b1 = _mm256_maskload_ps(bias + 8, m1);
+  }
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int i = 0; i < ROWS; ++i) {
+    if (i >= mr) break;
+    float* ci = c + i * ldc;
+    __m256 v0 = acc[i][0], v1 = acc[i][1];
+    if (flags & kAccumulate) {
+      v0 = _mm256_add_ps(_mm256_maskload_ps(ci, m0), v0);
+      v1 = _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), v1);
+    }
+    if (flags & kBias) {
+      v0 = _mm256_add_ps(v0, b0);
+      v1 = _mm256_add_ps(v1, b1);
+    }
+    if (flags & kRelu) {
+      v0 = _mm256_max_ps(zero, v0);
+      v1 = _mm256_max_ps(zero, v1);
+    }
+    _mm256_maskstore_ps(ci, m0, v0);
+    _mm256_maskstore_ps(ci + 8, m1, v1);
+  }
+}
+
+void packed_kernel(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
+                   int mr, int nr, int flags, const float* bias) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (i64 k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(bp);
+    const __m256 b1 = _mm256_load_ps(bp + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(ap + i);
+      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
+}
+
+void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
+                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
+                   int nr, int flags, const float* bias) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+  for (int s = 0; s < nseg; ++s) {
+    const float* const* ap = aptr + s * MR;
+    const float* bp = bseg[s];
+    for (i64 k = 0; k < seglen; ++k) {
+      const __m256 b0 = _mm256_maskload_ps(bp, m0);
+      const __m256 b1 = _mm256_maskload_ps(bp + 8, m1);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 a = _mm256_broadcast_ss(ap[i] + k);
+        acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+      }
+      bp += ldb;
+    }
+  }
+  store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
+}
+
+template <int ROWS>
+void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
+                 float* c, i64 ldc, int nr, int flags) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+  for (i64 k = 0; k < kc; ++k) {
+    const float* a = acol[k] + a_off;
+    const __m256 b0 = _mm256_maskload_ps(b, m0);
+    const __m256 b1 = _mm256_maskload_ps(b + 8, m1);
+#pragma GCC unroll 6
+    for (int i = 0; i < ROWS; ++i) {
+      const __m256 av = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+    }
+    b += ldb;
+  }
+  store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, nullptr);
+}
+
+void colptr_kernel(i64 kc, const float* const* acol, i64 a_off, const float* b,
+                   i64 ldb, float* c, i64 ldc, int mr, int nr, int flags) {
+  switch (mr) {
+    case 6: colptr_rows<6>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 5: colptr_rows<5>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 4: colptr_rows<4>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 3: colptr_rows<3>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 2: colptr_rows<2>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    default: colptr_rows<1>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+  }
+}
+
+}  // namespace
+
+const MicroKernels& micro_kernels_avx2() {
+  static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colptr_kernel};
+  return k;
+}
+
+}  // namespace fastnn

@@ -1,0 +1,144 @@
+// AVX-512 micro-kernels: 12 x 32 tile of C in 24 zmm accumulators.
+// Compiled with -mavx512f...; only called after run-time dispatch.
+#include <immintrin.h>
+
+#include "fastnn/gemm.hpp"
+
+namespace fastnn {
+namespace {
+
+constexpr int MR = 12;
+constexpr int NR = 32;
+
+inline __mmask16 lane_mask(int n) {  // first n lanes (n may be <= 0 or >= 16)
+  if (n >= 16) return 0xFFFF;
+  if (n <= 0) return 0;
+  return static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// Write an accumulator tile to C with the epilogue.
+template <int ROWS>
+inline void store_tile(__m512 (&acc)[MR][2], float* c, i64 ldc, int mr, int nr,
+                       int flags, const float* bias) {
+  const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+  __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+  if (flags & kBias) {
+    b0 = _mm512_maskz_loadu_ps(m0, bias);
+    b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; ++i) {
+    if (i >= mr) break;
+    float* ci = c + i * ldc;
+    __m512 v0 = acc[i][0], v1 = acc[i][1];
+    if (flags & kAccumulate) {
+      v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), v0);
+      v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), v1);
+    }
+    if (flags & kBias) {
+      v0 = _mm512_add_ps(v0, b0);
+      v1 = _mm512_add_ps(v1, b1);
+    }
+    if (flags & kRelu) {
+      v0 = _mm512_max_ps(zero, v0);
+      v1 = _mm512_max_ps(zero, v1);
+    }
+    _mm512_mask_storeu_ps(ci, m0, v0);
+    _mm512_mask_storeu_ps(ci + 16, m1, v1);
+  }
+}
+
+void packed_kernel(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
+                   int mr, int nr, int flags, const float* bias) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (i64 k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(bp);
+    const __m512 b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[i]);
+      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
+}
+
+void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
+                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
+                   int nr, int flags, const float* bias) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+  for (int s = 0; s < nseg; ++s) {
+    const float* const* ap = aptr + s * MR;
+    const float* bp = bseg[s];
+    for (i64 k = 0; k < seglen; ++k) {
+      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
+      const __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 a = _mm512_set1_ps(ap[i][k]);
+        acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+      }
+      bp += ldb;
+    }
+  }
+  store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
+}
+
+template <int ROWS>
+void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
+                 float* c, i64 ldc, int nr, int flags) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+  for (i64 k = 0; k < kc; ++k) {
+    const float* a = acol[k] + a_off;
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+    const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < ROWS; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+    }
+    b += ldb;
+  }
+  store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, nullptr);
+}
+
+void colptr_kernel(i64 kc, const float* const* acol, i64 a_off, const float* b,
+                   i64 ldb, float* c, i64 ldc, int mr, int nr, int flags) {
+  switch (mr) {
+    case 12: colptr_rows<12>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 11: colptr_rows<11>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 10: colptr_rows<10>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 9: colptr_rows<9>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 8: colptr_rows<8>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 7: colptr_rows<7>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 6: colptr_rows<6>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 5: colptr_rows<5>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 4: colptr_rows<4>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 3: colptr_rows<3>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 2: colptr_rows<2>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    default: colptr_rows<1>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+  }
+}
+
+}  // namespace
+
+const MicroKernels& micro_kernels_avx512() {
+  static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colptr_kernel};
+  return k;
+}
+
+}  // namespace fastnn

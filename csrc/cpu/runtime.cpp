@@ -1,0 +1,91 @@
+// Threads and CPU-feature dispatch for the whole core.
+#include "fastnn/common.hpp"
+
+#include <atomic>
+#include <cstring>
+#ifdef FASTNN_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+namespace {
+int initial_threads() {
+#ifdef FASTNN_OPENMP
+  int n = omp_get_max_threads();
+  return n > 0 ? n : 1;
+#else
+  return 1;
+#endif
+}
+std::atomic<int>& thread_setting() {
+  static std::atomic<int> n{initial_threads()};
+  return n;
+}
+
+Isa detect_isa() {
+#if defined(FASTNN_X86) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  Isa best = Isa::generic;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+      best == Isa::avx2)
+    best = Isa::avx512;
+  // FASTNN_ISA lowers the choice (for tests of every code path); it never raises
+  // it above what the CPU supports.
+  if (const char* env = std::getenv("FASTNN_ISA")) {
+    Isa want = best;
+    if (!std::strcmp(env, "generic")) want = Isa::generic;
+    else if (!std::strcmp(env, "avx2")) want = Isa::avx2;
+    else if (!std::strcmp(env, "avx512")) want = Isa::avx512;
+    if (static_cast<int>(want) < static_cast<int>(best)) best = want;
+  }
+  return best;
+#else
+  return Isa::generic;
+#endif
+}
+}  // namespace
+
+int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+#ifdef FASTNN_OPENMP
+  thread_setting().store(n);
+#else
+  thread_setting().store(1);
+#endif
+}
+
+bool openmp_enabled() {
+#ifdef FASTNN_OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+Isa active_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2+fma";
+    default: return "generic";
+  }
+}
+
+const char* compiler_name() {
+#ifdef FASTNN_COMPILER
+  return FASTNN_COMPILER;
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace fastnn

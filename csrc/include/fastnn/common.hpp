@@ -1,0 +1,60 @@
+// fastnn/common.hpp -- shared facilities of the C++ core: threads, CPU features,
+// aligned scratch buffers. No Python in here.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace fastnn {
+
+using i64 = std::int64_t;
+
+// ---- threads ---------------------------------------------------------------
+// Every parallel region uses num_threads(fastnn::num_threads()). Work is always
+// partitioned so that no floating-point reduction order depends on the count.
+int num_threads();
+void set_num_threads(int n);      // n >= 1, else std::invalid_argument
+bool openmp_enabled();
+
+// ---- CPU features ----------------------------------------------------------
+enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
+Isa active_isa();                 // chosen once: FASTNN_ISA env may lower it
+const char* isa_name(Isa isa);
+const char* compiler_name();
+
+// ---- aligned scratch --------------------------------------------------------
+// A 64-byte aligned buffer owned by one caller (one call or one thread).
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(std::size_t n) { resize(n); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  ~Buffer() { std::free(p_); }
+  void resize(std::size_t n) {
+    if (n <= n_) return;
+    std::free(p_);
+    p_ = nullptr; n_ = 0;
+    std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+    p_ = static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64));
+    if (!p_) throw std::bad_alloc();
+    n_ = n;
+  }
+  void zero() { for (std::size_t i = 0; i < n_; ++i) p_[i] = T(0); }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  T& operator[](std::size_t i) { return p_[i]; }
+ private:
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+}  // namespace fastnn

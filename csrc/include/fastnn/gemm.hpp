@@ -1,0 +1,62 @@
+// fastnn/gemm.hpp -- single-precision GEMM (BLIS/Goto structure) and the
+// register-blocked micro-kernels it shares with convolution.
+//
+// Canonical summation order (the same on every path, for every M and every
+// thread count, so results are bitwise reproducible and batch-size invariant):
+// for each output element, K is cut into blocks of kGemmKC; each block is summed
+// in increasing k from 0 with one multiply-add per step; the block sums are then
+// added to C in block order; bias and ReLU come last.
+#pragma once
+#include "fastnn/common.hpp"
+
+namespace fastnn {
+
+enum EpilogueFlags : int {
+  kAccumulate = 1,  // C += result (else C = result)
+  kBias = 2,        // add bias[j] (per column)
+  kRelu = 4,        // max(., 0)
+};
+
+constexpr i64 kGemmKC = 256;
+
+// One ISA's micro-kernels. A tile is mr x nr (<= MR x NR) of row-major C.
+struct MicroKernels {
+  int MR, NR;
+  // C tile (op)= Ap * Bp; Ap packed k-major with MR values per k (zero padded),
+  // Bp packed k-major with NR values per k (zero padded).
+  void (*packed)(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
+                 int mr, int nr, int flags, const float* bias);
+  // C tile (op)= sum over segments s of A_s * B_s, where row i of A_s is the
+  // seglen contiguous floats at aptr[s*MR + i] (all MR entries valid pointers;
+  // pass a zero row for padding) and row k of B_s is bseg[s] + k*ldb (nr valid
+  // floats; the rest are never read).
+  void (*rowptr)(int nseg, i64 seglen, const float* const* aptr,
+                 const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
+                 int nr, int flags, const float* bias);
+  // C tile (op)= sum over k < kc of a_k (x) b_k where a_k is the mr floats at
+  // acol[k] + a_off and b_k the nr floats at b + k*ldb. No packing needed.
+  void (*colptr)(i64 kc, const float* const* acol, i64 a_off, const float* b,
+                 i64 ldb, float* c, i64 ldc, int mr, int nr, int flags);
+};
+
+const MicroKernels& micro_kernels();           // for active_isa()
+const MicroKernels& micro_kernels_for(Isa isa);
+const MicroKernels& micro_kernels_generic();
+#ifdef FASTNN_X86
+const MicroKernels& micro_kernels_avx2();
+const MicroKernels& micro_kernels_avx512();
+#endif
+
+// C[M x N] (op)= op(A)[M x K] * op(B)[K x N] (+ bias[N]) (relu)
+// A(i,k) = A[i*rsa + k*csa]; B(k,j) = B[k*rsb + j*csb]; C row-major, row stride ldc.
+// flags: EpilogueFlags. Parallel over output blocks (never over K).
+void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B,
+           i64 rsb, i64 csb, float* C, i64 ldc, int flags = 0,
+           const float* bias = nullptr);
+
+// Plain triple loop with the same canonical order; for tests and odd paths.
+void sgemm_reference(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa,
+                     const float* B, i64 rsb, i64 csb, float* C, i64 ldc,
+                     int flags = 0, const float* bias = nullptr);
+
+}  // namespace fastnn

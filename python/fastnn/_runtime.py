@@ -1,0 +1,49 @@
+"""Process-wide settings: threads, seed, build information."""
+from __future__ import annotations
+
+import operator
+
+from . import _core
+
+_seed = 0
+
+
+def get_num_threads() -> int:
+    """Number of OpenMP threads the kernels use."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the kernels use (n >= 1). Results do not depend on it."""
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n: expected an int, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"set_num_threads: n: expected an integer >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def set_seed(seed: int) -> None:
+    """Seed for everything random in fastnn (initialisers, dropout, augmentation, shuffling)."""
+    global _seed
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        raise TypeError(f"set_seed: seed: expected an int, got {type(seed).__name__}") from None
+    if seed < 0:
+        raise ValueError(f"set_seed: seed: expected a non-negative integer, got {seed}")
+    _seed = seed
+
+
+def get_seed() -> int:
+    return _seed
+
+
+def build_info() -> dict:
+    """What this build of fastnn is: version, compiler, ISA chosen at run time, OpenMP, threads."""
+    from . import __version__
+
+    info = {"version": __version__}
+    info.update(_core.build_info())
+    return info

@@ -1,0 +1,2 @@
+"""float64 NumPy references: conv kernels."""
+import numpy as np  # noqa: F401
