@@ -74,7 +74,9 @@ f32array as_f32(py::handle obj, const char* name) {
                   (reinterpret_cast<std::uintptr_t>(arr.data()) % alignof(float) == 0);
   if (ok) return py::reinterpret_borrow<f32array>(arr);
   // One copy at the boundary: C-contiguous float32.
-  return f32array::ensure(arr);
+  auto converted = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+  if (!converted) type_error(std::string(name) + ": cannot convert dtype " + std::string(py::str(arr.dtype())) + " to float32");
+  return py::reinterpret_borrow<f32array>(converted);
 }
 
 f32array as_f32_inplace(py::handle obj, const char* name) {
@@ -97,7 +99,9 @@ py::array_t<std::int64_t, py::array::c_style> as_labels(py::handle obj, const ch
   if (kind != 'i' && kind != 'u')
     type_error(std::string(name) + ": expected integer class labels, got dtype " +
                std::string(py::str(arr.dtype())));
-  return py::array_t<std::int64_t, py::array::c_style>::ensure(arr);
+  auto converted = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  if (!converted) type_error(std::string(name) + ": cannot convert dtype " + std::string(py::str(arr.dtype())) + " to int64");
+  return py::reinterpret_borrow<py::array_t<std::int64_t, py::array::c_style>>(converted);
 }
 
 void require_rank(const py::array& a, int rank, const char* name, const char* layout) {
