@@ -61,5 +61,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("transpose_a") = false, py::arg("transpose_b") = false,
         "C = op(a) @ op(b) with fastnn's GEMM (float32).");
+  m.def("measure_fma_peak", [](int threads, double seconds) {
+    if (threads < 1) value_error("threads: expected >= 1, got " + std::to_string(threads));
+    py::gil_scoped_release nogil;
+    return measure_fma_peak_gflops(threads, seconds);
+  }, py::arg("threads") = 1, py::arg("seconds") = 0.2,
+     "Measured FP32 FMA peak in GFLOP/s on `threads` threads (for the benchmarks).");
   run_registrars(m);
 }

@@ -219,56 +219,104 @@ void backward_data_gemm(const Conv2dShape& s, const float* dy, const float* w, f
   }
 }
 
-// Backward weight: for each segment (r, s), dw[r, s] (C x K) = sum over output
-// pixels m of x_pixel(m shifted by r, s)^T (x) dy[m]. The reduction over m runs
-// in fixed chunks in order (chunk sums added to dw), so the order depends on the
-// shape only. Within a chunk, threads split (segment, channel block, panel) tiles.
+// Backward weight: dw[r, s] (C x K) = sum over output pixels m of
+// x_pixel(m shifted by r, s)^T (x) dy[m]. The reduction over m is cut into
+// chunks fixed by the shape alone; each chunk's sum is computed by one thread
+// into its own partial buffer, and the partials are added in chunk order, so
+// the result does not depend on the thread count. Within a chunk the
+// micro-kernel reads one input pixel per m through a pointer table (C >= MR),
+// or, for few channels, an im2col row of R*S*C values per m.
 constexpr i64 kWeightGradChunk = 1024;
+constexpr i64 kWeightGradPartialFloats = i64(16) << 20;  // cap on partial-sum memory
 
 void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
   const i64 M = s.N * s.P * s.Q;
   const i64 nseg = s.R * s.S;
+  const i64 RSC = nseg * s.C;
   const i64 PQ = s.P * s.Q;
-  const i64 cblocks = ceil_div(s.C, MR), kpanels = ceil_div(s.K, NR);
-  const i64 ntasks = nseg * cblocks * kpanels;
+  const i64 wsize = RSC * s.K;
   if (M == 0) {
-    for (i64 i = 0; i < nseg * s.C * s.K; ++i) dw[i] = 0.0f;
+    for (i64 i = 0; i < wsize; ++i) dw[i] = 0.0f;
     return;
   }
+  const bool im2col = s.C < MR;
+  i64 chunk = kWeightGradChunk;
+  const i64 max_partials = std::max<i64>(1, kWeightGradPartialFloats / wsize);
+  chunk = std::max(chunk, ceil_div(M, max_partials));
+  const i64 nchunks = ceil_div(M, chunk);
+  Buffer<float> partial(static_cast<std::size_t>(nchunks > 1 ? nchunks * wsize : 1));
   Buffer<float> zeros(static_cast<std::size_t>(s.C));
   zeros.zero();
-  const i64 chunk = std::min<i64>(kWeightGradChunk, M);
-  Buffer<const float*> ptrs(static_cast<std::size_t>(nseg * chunk));
-  const int nthreads = (2.0 * M * s.K * nseg * s.C < 2.0e5) ? 1 : num_threads();
+  const i64 rblocks = im2col ? ceil_div(RSC, MR) : ceil_div(s.C, MR);
+  const i64 kpanels = ceil_div(s.K, NR);
+  const int nthreads = (2.0 * M * wsize < 2.0e5 || nchunks == 1) ? 1 : num_threads();
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-  for (i64 m0 = 0; m0 < M; m0 += chunk) {
-    const i64 len = std::min<i64>(chunk, M - m0);
+  {
+    Buffer<const float*> ptrs(static_cast<std::size_t>((im2col ? 1 : nseg) * chunk));
+    Buffer<float> cols(static_cast<std::size_t>(im2col ? chunk * RSC : 1));
 #pragma omp for schedule(static)
-    for (i64 g = 0; g < nseg; ++g) {
-      const i64 r = g / s.S, t = g % s.S;
-      const float** pg = ptrs.data() + g * chunk;
-      for (i64 i = 0; i < len; ++i) {
-        const i64 m = m0 + i;
-        const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-        const i64 h = p * s.sh - s.pt + r, ww = q * s.sw - s.pl + t;
-        pg[i] = (h >= 0 && h < s.H && ww >= 0 && ww < s.W)
-                    ? x + ((n * s.H + h) * s.W + ww) * s.C
-                    : zeros.data();
+    for (i64 ch = 0; ch < nchunks; ++ch) {
+      const i64 m0 = ch * chunk;
+      const i64 len = std::min<i64>(chunk, M - m0);
+      float* out = nchunks > 1 ? partial.data() + ch * wsize : dw;
+      const float* dyc = dy + m0 * s.K;
+      if (im2col) {
+        for (i64 i = 0; i < len; ++i) {
+          const i64 m = m0 + i;
+          const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
+          float* row = cols.data() + i * RSC;
+          for (i64 r = 0; r < s.R; ++r)
+            for (i64 t = 0; t < s.S; ++t) {
+              const i64 h = p * s.sh - s.pt + r, ww = q * s.sw - s.pl + t;
+              const bool in = h >= 0 && h < s.H && ww >= 0 && ww < s.W;
+              const float* src = x + ((n * s.H + h) * s.W + ww) * s.C;
+              for (i64 c = 0; c < s.C; ++c) row[(r * s.S + t) * s.C + c] = in ? src[c] : 0.0f;
+            }
+          ptrs[i] = row;
+        }
+        for (i64 task = 0; task < rblocks * kpanels; ++task) {
+          const i64 rb = task / kpanels, j = task % kpanels;
+          const i64 r0 = rb * MR, k0 = j * NR;
+          const int mr = static_cast<int>(std::min<i64>(MR, RSC - r0));
+          const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
+          uk.colptr(len, ptrs.data(), r0, dyc + k0, s.K, out + r0 * s.K + k0, s.K, mr, nr, 0);
+        }
+      } else {
+        for (i64 g = 0; g < nseg; ++g) {
+          const i64 r = g / s.S, t = g % s.S;
+          const float** pg = ptrs.data() + g * chunk;
+          for (i64 i = 0; i < len; ++i) {
+            const i64 m = m0 + i;
+            const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
+            const i64 h = p * s.sh - s.pt + r, ww = q * s.sw - s.pl + t;
+            pg[i] = (h >= 0 && h < s.H && ww >= 0 && ww < s.W)
+                        ? x + ((n * s.H + h) * s.W + ww) * s.C
+                        : zeros.data();
+          }
+          for (i64 task = 0; task < rblocks * kpanels; ++task) {
+            const i64 cb = task / kpanels, j = task % kpanels;
+            const i64 c0 = cb * MR, k0 = j * NR;
+            const int mr = static_cast<int>(std::min<i64>(MR, s.C - c0));
+            const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
+            uk.colptr(len, pg, c0, dyc + k0, s.K, out + (g * s.C + c0) * s.K + k0, s.K, mr, nr, 0);
+          }
+        }
       }
     }
-    const int flags = m0 == 0 ? 0 : kAccumulate;
+    if (nchunks > 1) {
+      // dw = ((p0 + p1) + p2) + ... in chunk order, element-wise.
 #pragma omp for schedule(static)
-    for (i64 task = 0; task < ntasks; ++task) {
-      const i64 g = task / (cblocks * kpanels);
-      const i64 cb = (task / kpanels) % cblocks, j = task % kpanels;
-      const i64 c0 = cb * MR, k0 = j * NR;
-      const int mr = static_cast<int>(std::min<i64>(MR, s.C - c0));
-      const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
-      uk.colptr(len, ptrs.data() + g * chunk, c0, dy + m0 * s.K + k0, s.K,
-                dw + (g * s.C + c0) * s.K + k0, s.K, mr, nr, flags);
+      for (i64 e0 = 0; e0 < wsize; e0 += 256) {
+        const i64 e1 = std::min<i64>(wsize, e0 + 256);
+        for (i64 e = e0; e < e1; ++e) dw[e] = partial[e];
+        for (i64 ch = 1; ch < nchunks; ++ch) {
+          const float* pc = partial.data() + ch * wsize;
+          for (i64 e = e0; e < e1; ++e) dw[e] += pc[e];
+        }
+      }
     }
   }
 }

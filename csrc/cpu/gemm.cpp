@@ -3,6 +3,7 @@
 #include "fastnn/gemm.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #ifdef FASTNN_OPENMP
 #include <omp.h>
@@ -231,6 +232,49 @@ void sgemm_reference(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, cons
       if ((flags & kRelu) && total < 0.0f) total = 0.0f;  // NaN stays NaN
       C[i * ldc + j] = total;
     }
+}
+
+namespace {
+double fma_loop_generic(i64 iters) {
+  float acc[12][4];
+  for (int j = 0; j < 12; ++j)
+    for (int l = 0; l < 4; ++l) acc[j][l] = float(j);
+  for (i64 i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j)
+      for (int l = 0; l < 4; ++l) acc[j][l] = acc[j][l] * 0.999999f + 1e-6f;
+  volatile float sink = acc[3][1];
+  (void)sink;
+  return double(iters) * 12 * 4 * 2;
+}
+}  // namespace
+
+double measure_fma_peak_gflops(int threads, double seconds) {
+  if (threads < 1) threads = 1;
+  double (*loop)(i64) = fma_loop_generic;
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) loop = fma_loop_avx512;
+  else if (active_isa() == Isa::avx2) loop = fma_loop_avx2;
+#endif
+  loop(100000);  // warm up (clock ramp)
+  // Calibrate the iteration count on one thread, then run it on all.
+  i64 iters = 1 << 20;
+  for (;;) {
+    auto t0 = std::chrono::steady_clock::now();
+    loop(iters);
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > seconds / 4 || iters > (i64(1) << 40)) break;
+    iters *= 2;
+  }
+  double best = 0.0;
+  for (int rep = 0; rep < 3; ++rep) {
+    double flops = 0.0;
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += loop(iters);
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, flops / dt / 1e9);
+  }
+  return best;
 }
 
 }  // namespace fastnn

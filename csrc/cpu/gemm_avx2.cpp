@@ -128,6 +128,24 @@ void colptr_kernel(i64 kc, const float* const* acol, i64 a_off, const float* b,
 
 }  // namespace
 
+// Peak probe: 12 independent FMA chains; returns the flops executed.
+double fma_loop_avx2(i64 iters) {
+  __m256 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(float(j));
+  const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+  for (i64 i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], b, c);
+  }
+  __m256 sum = acc[0];
+  for (int j = 1; j < 12; ++j) sum = _mm256_add_ps(sum, acc[j]);
+  alignas(32) float out[8];
+  _mm256_store_ps(out, sum);
+  volatile float sink = out[0];
+  (void)sink;
+  return double(iters) * 12 * 8 * 2;
+}
+
 const MicroKernels& micro_kernels_avx2() {
   static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colptr_kernel};
   return k;

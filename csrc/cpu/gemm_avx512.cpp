@@ -136,6 +136,22 @@ void colptr_kernel(i64 kc, const float* const* acol, i64 a_off, const float* b,
 
 }  // namespace
 
+// Peak probe: 12 independent FMA chains; returns the flops executed.
+double fma_loop_avx512(i64 iters) {
+  __m512 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(float(j));
+  const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+  for (i64 i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], b, c);
+  }
+  __m512 sum = acc[0];
+  for (int j = 1; j < 12; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  volatile float sink = _mm512_reduce_add_ps(sum);
+  (void)sink;
+  return double(iters) * 12 * 16 * 2;
+}
+
 const MicroKernels& micro_kernels_avx512() {
   static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colptr_kernel};
   return k;

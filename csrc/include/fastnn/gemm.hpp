@@ -59,4 +59,12 @@ void sgemm_reference(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa,
                      const float* B, i64 rsb, i64 csb, float* C, i64 ldc,
                      int flags = 0, const float* bias = nullptr);
 
+// Measured FP32 multiply-add peak of this machine in GFLOP/s with the active
+// ISA's widest FMA, on `threads` threads, timed over about `seconds`.
+double measure_fma_peak_gflops(int threads, double seconds);
+#ifdef FASTNN_X86
+double fma_loop_avx512(i64 iters);
+double fma_loop_avx2(i64 iters);
+#endif
+
 }  // namespace fastnn

@@ -1,0 +1,7 @@
+"""Kernel benchmarks vs PyTorch: `python bench/run.py [--quick]` (same as `fastnn bench`)."""
+import sys
+
+from fastnn.bench import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
