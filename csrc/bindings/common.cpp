@@ -84,11 +84,11 @@ f32array as_f32_inplace(py::handle obj, const char* name) {
     type_error(std::string(name) + ": expected a writable float32 numpy array (updated in place), got " +
                std::string(py::str(py::type::of(obj).attr("__name__"))));
   py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!py::isinstance<f32array>(arr))
+  if (arr.dtype().kind() != 'f' || arr.itemsize() != 4)
     type_error(std::string(name) + ": expected dtype float32 (updated in place), got " +
                std::string(py::str(arr.dtype())));
   if (!(arr.flags() & py::array::c_style))
-    value_error(std::string(name) + ": expected a C-contiguous array (updated in place)");
+    value_error(std::string(name) + ": expected a C-contiguous array (updated in place), got a non-contiguous one");
   if (!arr.writeable()) value_error(std::string(name) + ": expected a writable array (updated in place), got a read-only one");
   return py::reinterpret_borrow<f32array>(arr);
 }
