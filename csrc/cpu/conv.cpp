@@ -200,13 +200,23 @@ void backward_data_gemm(const Conv2dShape& s, const float* dy, const float* w, f
         const i64 n = m / HW, hw = m % HW, h = hw / s.W, ww = hw % s.W;
         const float* dyn = dy + n * s.P * s.Q * s.K;
         for (i64 r = 0; r < s.R; ++r) {
-          const i64 ph = h + s.pt - r;
-          const bool pin = ph >= 0 && ph % s.sh == 0 && ph / s.sh < s.P;
+          // output row p with p*sh = h + pt - r (divisions only for strides > 1)
+          i64 ph = h + s.pt - r, p = ph;
+          bool pin = ph >= 0;
+          if (s.sh > 1 && pin) {
+            pin = ph % s.sh == 0;
+            p = ph / s.sh;
+          }
+          pin = pin && p < s.P;
           for (i64 t = 0; t < s.S; ++t) {
-            const i64 qw = ww + s.pl - t;
-            const bool in = pin && qw >= 0 && qw % s.sw == 0 && qw / s.sw < s.Q;
-            aptr[(r * s.S + t) * MR + i] =
-                in ? dyn + ((ph / s.sh) * s.Q + qw / s.sw) * s.K : zeros.data();
+            i64 qw = ww + s.pl - t, q = qw;
+            bool in = pin && qw >= 0;
+            if (s.sw > 1 && in) {
+              in = qw % s.sw == 0;
+              q = qw / s.sw;
+            }
+            in = in && q < s.Q;
+            aptr[(r * s.S + t) * MR + i] = in ? dyn + (p * s.Q + q) * s.K : zeros.data();
           }
         }
       }
@@ -257,7 +267,10 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
   {
     Buffer<const float*> ptrs(static_cast<std::size_t>((im2col ? 1 : nseg) * chunk));
     Buffer<float> cols(static_cast<std::size_t>(im2col ? chunk * RSC : 1));
-#pragma omp for schedule(static)
+    Buffer<i64> pix_h(static_cast<std::size_t>(chunk)), pix_w(static_cast<std::size_t>(chunk));
+    Buffer<const float*> pix_base(static_cast<std::size_t>(chunk));
+    // Any schedule gives the same bits: each chunk has its own partial buffer.
+#pragma omp for schedule(dynamic, 1)
     for (i64 ch = 0; ch < nchunks; ++ch) {
       const i64 m0 = ch * chunk;
       const i64 len = std::min<i64>(chunk, M - m0);
@@ -285,15 +298,21 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
           uk.colptr(len, ptrs.data(), r0, dyc + k0, s.K, out + r0 * s.K + k0, s.K, mr, nr, 0);
         }
       } else {
+        // Geometry of each output pixel once per chunk (no divisions per tap).
+        for (i64 i = 0; i < len; ++i) {
+          const i64 m = m0 + i;
+          const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
+          pix_h[i] = p * s.sh - s.pt;
+          pix_w[i] = q * s.sw - s.pl;
+          pix_base[i] = x + n * s.H * s.W * s.C;
+        }
         for (i64 g = 0; g < nseg; ++g) {
           const i64 r = g / s.S, t = g % s.S;
           const float** pg = ptrs.data() + g * chunk;
           for (i64 i = 0; i < len; ++i) {
-            const i64 m = m0 + i;
-            const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-            const i64 h = p * s.sh - s.pt + r, ww = q * s.sw - s.pl + t;
+            const i64 h = pix_h[i] + r, ww = pix_w[i] + t;
             pg[i] = (h >= 0 && h < s.H && ww >= 0 && ww < s.W)
-                        ? x + ((n * s.H + h) * s.W + ww) * s.C
+                        ? pix_base[i] + (h * s.W + ww) * s.C
                         : zeros.data();
           }
           for (i64 task = 0; task < rblocks * kpanels; ++task) {
