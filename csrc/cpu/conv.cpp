@@ -2,6 +2,7 @@
 #include "fastnn/conv.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -103,69 +104,143 @@ void backward_weight_direct(const Conv2dShape& s, const float* dy, const float* 
 }
 
 // ---------------------------------------------------------------------------
-// Implicit GEMM.
+// Implicit GEMM on a zero-padded copy of the input.
 //
-// Forward: rows are output pixels m = (n, p, q) in tiles of MR, columns are
-// output channels in panels of NR, and the reduction runs over R*S segments of
-// C channels. B is the weight itself: segment (r, s) is the C x K block at
-// w + (r*S + s)*C*K, read with row stride K (no packing).
+// out[n][a][b][:] = in[n][a + oh][b + ow][:] when that is inside `in`, else 0,
+// for a < Ho, b < Wo. Used to pad x (oh = -pad_top) and, for the data gradient,
+// to pad and crop dy.
+void shift_pad_nhwc(const float* in, i64 N, i64 Hi, i64 Wi, i64 C, i64 Ho, i64 Wo, i64 oh, i64 ow,
+                    float* out) {
+  const int nthreads = N * Ho * Wo * C < (i64(1) << 15) ? 1 : num_threads();
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+  for (i64 na = 0; na < N * Ho; ++na) {
+    const i64 n = na / Ho, a = na % Ho, h = a + oh;
+    float* dst = out + na * Wo * C;
+    if (h < 0 || h >= Hi) {
+      for (i64 e = 0; e < Wo * C; ++e) dst[e] = 0.0f;
+      continue;
+    }
+    const i64 b0 = std::max<i64>(0, -ow), b1 = std::min<i64>(Wo, Wi - ow);
+    for (i64 e = 0; e < b0 * C; ++e) dst[e] = 0.0f;
+    if (b1 > b0) std::memcpy(dst + b0 * C, in + ((n * Hi + h) * Wi + b0 + ow) * C, sizeof(float) * (b1 - b0) * C);
+    for (i64 e = std::max(b0, b1) * C; e < Wo * C; ++e) dst[e] = 0.0f;
+  }
+}
+
+// Forward: rows are output pixels m = (n, p, q) in tiles of MR, columns output
+// channels in panels of NR. The reduction runs over R segments (one per kernel
+// row r) of S*C contiguous floats of the padded input -- row p*sh + r, columns
+// q*sw .. q*sw + S - 1 -- against the S*C x K block of w for that r, read in
+// place with row stride K. Summation order per output: r, then s, then c.
 void forward_gemm(const Conv2dShape& s, const float* x, const float* w, const float* b,
                   float* y, bool relu) {
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
   const i64 M = s.N * s.P * s.Q;
-  const i64 nseg = s.R * s.S;
+  const i64 Hp = s.H + s.pt + s.pb, Wp = s.W + s.pl + s.pr;
+  const i64 seglen = s.S * s.C;
   const i64 ntiles = ceil_div(M, MR);
   const i64 npanels = ceil_div(s.K, NR);
-  Buffer<float> zeros(static_cast<std::size_t>(s.C));
+  const bool padded = s.pt || s.pb || s.pl || s.pr;
+  Buffer<float> xpad(static_cast<std::size_t>(padded ? s.N * Hp * Wp * s.C : 1));
+  if (padded) shift_pad_nhwc(x, s.N, s.H, s.W, s.C, Hp, Wp, -s.pt, -s.pl, xpad.data());
+  const float* xp = padded ? xpad.data() : x;
+  Buffer<float> zeros(static_cast<std::size_t>(seglen));
   zeros.zero();
-  Buffer<const float*> bseg(static_cast<std::size_t>(nseg * npanels));
+  Buffer<const float*> bseg(static_cast<std::size_t>(s.R * npanels));
   for (i64 j = 0; j < npanels; ++j)
-    for (i64 g = 0; g < nseg; ++g) bseg[j * nseg + g] = w + g * s.C * s.K + j * NR;
+    for (i64 r = 0; r < s.R; ++r) bseg[j * s.R + r] = w + r * seglen * s.K + j * NR;
   const int flags = (b ? kBias : 0) | (relu ? kRelu : 0);
   const i64 PQ = s.P * s.Q;
-  const int nthreads = (2.0 * M * s.K * nseg * s.C < 2.0e5) ? 1 : num_threads();
+  const int nthreads = (2.0 * M * s.K * s.R * seglen < 2.0e5) ? 1 : num_threads();
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
-    Buffer<const float*> aptr(static_cast<std::size_t>(nseg * MR));
+    Buffer<const float*> aptr(static_cast<std::size_t>(s.R * MR));
 #pragma omp for schedule(static)
     for (i64 tile = 0; tile < ntiles; ++tile) {
       const i64 m0 = tile * MR;
       const int mr = static_cast<int>(std::min<i64>(MR, M - m0));
       for (int i = 0; i < MR; ++i) {
         if (i >= mr) {
-          for (i64 g = 0; g < nseg; ++g) aptr[g * MR + i] = zeros.data();
+          for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = zeros.data();
           continue;
         }
         const i64 m = m0 + i;
         const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-        const i64 h0 = p * s.sh - s.pt, w0 = q * s.sw - s.pl;
-        const float* xn = x + n * s.H * s.W * s.C;
-        for (i64 r = 0; r < s.R; ++r) {
-          const i64 h = h0 + r;
-          const bool hin = h >= 0 && h < s.H;
-          for (i64 t = 0; t < s.S; ++t) {
-            const i64 ww = w0 + t;
-            aptr[(r * s.S + t) * MR + i] =
-                (hin && ww >= 0 && ww < s.W) ? xn + (h * s.W + ww) * s.C : zeros.data();
-          }
-        }
+        const float* base = xp + ((n * Hp + p * s.sh) * Wp + q * s.sw) * s.C;
+        for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = base + r * Wp * s.C;
       }
       for (i64 j = 0; j < npanels; ++j) {
         const int nr = static_cast<int>(std::min<i64>(NR, s.K - j * NR));
-        uk.rowptr(static_cast<int>(nseg), s.C, aptr.data(), bseg.data() + j * nseg, s.K,
+        uk.rowptr(static_cast<int>(s.R), seglen, aptr.data(), bseg.data() + j * s.R, s.K,
                   y + m0 * s.K + j * NR, s.K, mr, nr, flags, b ? b + j * NR : nullptr);
       }
     }
   }
 }
 
-// Backward data: rows are input pixels (n, h, w), columns input channels, the
+// Data gradient, stride 1: dx = conv(dy padded by (R-1-pt, S-1-pl), w flipped
+// in (r, s) and transposed to (K, C)). Rows are input pixels, R segments of S*K
+// contiguous floats of padded dy; B segment r' is wf[r'] (S*K x C), packed once.
+void backward_data_stride1(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const MicroKernels& uk = micro_kernels();
+  const int MR = uk.MR, NR = uk.NR;
+  const i64 M = s.N * s.H * s.W;
+  const i64 Hq = s.H + s.R - 1, Wq = s.W + s.S - 1;
+  const i64 seglen = s.S * s.K;
+  const i64 ntiles = ceil_div(M, MR);
+  const i64 npanels = ceil_div(s.C, NR);
+  Buffer<float> dyp(static_cast<std::size_t>(s.N * Hq * Wq * s.K));
+  shift_pad_nhwc(dy, s.N, s.P, s.Q, s.K, Hq, Wq, s.pt - (s.R - 1), s.pl - (s.S - 1), dyp.data());
+  // wf[r'][s'][k][c] = w[R-1-r'][S-1-s'][c][k]
+  Buffer<float> wf(static_cast<std::size_t>(s.R * s.S * s.K * s.C));
+  for (i64 r = 0; r < s.R; ++r)
+    for (i64 t = 0; t < s.S; ++t) {
+      const float* src = w + ((s.R - 1 - r) * s.S + (s.S - 1 - t)) * s.C * s.K;
+      float* dst = wf.data() + (r * s.S + t) * s.K * s.C;
+      for (i64 c = 0; c < s.C; ++c)
+        for (i64 k = 0; k < s.K; ++k) dst[k * s.C + c] = src[c * s.K + k];
+    }
+  Buffer<float> zeros(static_cast<std::size_t>(seglen));
+  zeros.zero();
+  Buffer<const float*> bseg(static_cast<std::size_t>(s.R * npanels));
+  for (i64 j = 0; j < npanels; ++j)
+    for (i64 r = 0; r < s.R; ++r) bseg[j * s.R + r] = wf.data() + r * seglen * s.C + j * NR;
+  const i64 HW = s.H * s.W;
+  const int nthreads = (2.0 * M * s.K * s.R * s.S * s.C < 2.0e5) ? 1 : num_threads();
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  {
+    Buffer<const float*> aptr(static_cast<std::size_t>(s.R * MR));
+#pragma omp for schedule(static)
+    for (i64 tile = 0; tile < ntiles; ++tile) {
+      const i64 m0 = tile * MR;
+      const int mr = static_cast<int>(std::min<i64>(MR, M - m0));
+      for (int i = 0; i < MR; ++i) {
+        if (i >= mr) {
+          for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = zeros.data();
+          continue;
+        }
+        const i64 m = m0 + i;
+        const i64 n = m / HW, hw = m % HW, h = hw / s.W, ww = hw % s.W;
+        const float* base = dyp.data() + ((n * Hq + h) * Wq + ww) * s.K;
+        for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = base + r * Wq * s.K;
+      }
+      for (i64 j = 0; j < npanels; ++j) {
+        const int nr = static_cast<int>(std::min<i64>(NR, s.C - j * NR));
+        uk.rowptr(static_cast<int>(s.R), seglen, aptr.data(), bseg.data() + j * s.R, s.C,
+                  dx + m0 * s.C + j * NR, s.C, mr, nr, 0, nullptr);
+      }
+    }
+  }
+}
+
+// Data gradient, any stride: rows are input pixels (n, h, w), columns input channels, the
 // reduction runs over (r, s) segments of K output channels: dy at output pixel
 // ((h + pt - r)/sh, (w + pl - s)/sw) when that is an integer inside the output,
 // else zeros. B segment (r, s) is w[r, s]^T (K x C), transposed once per call.
-void backward_data_gemm(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+void backward_data_strided(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
   const i64 M = s.N * s.H * s.W;
@@ -229,46 +304,45 @@ void backward_data_gemm(const Conv2dShape& s, const float* dy, const float* w, f
   }
 }
 
-// Backward weight: dw[r, s] (C x K) = sum over output pixels m of
-// x_pixel(m shifted by r, s)^T (x) dy[m]. The reduction over m is cut into
-// chunks fixed by the shape alone; each chunk's sum is computed by one thread
-// into its own partial buffer, and the partials are added in chunk order, so
-// the result does not depend on the thread count. Within a chunk the
-// micro-kernel reads one input pixel per m through a pointer table (C >= MR),
-// or, for few channels, an im2col row of R*S*C values per m.
+// Weight gradient: dw[r][(s, c)][k] = sum over output pixels m of
+// xpad[n][p*sh + r][q*sw + s][c] * dy[m][k]. For each kernel row r the S*C
+// values (s, c) are contiguous in the padded input, so one pointer per pixel
+// (to its (r = 0, s = 0) corner) serves every r and every row block through an
+// offset. The reduction over m is cut into chunks fixed by the shape alone; each
+// chunk's sum goes to its own partial buffer (any thread may compute it), and
+// the partials are added in chunk order, so the result does not depend on the
+// thread count.
 constexpr i64 kWeightGradChunk = 1024;
+constexpr i64 kWeightGradSub = 128;
 constexpr i64 kWeightGradPartialFloats = i64(16) << 20;  // cap on partial-sum memory
 
 void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
   const i64 M = s.N * s.P * s.Q;
-  const i64 nseg = s.R * s.S;
-  const i64 RSC = nseg * s.C;
+  const i64 SC = s.S * s.C;
+  const i64 wsize = s.R * SC * s.K;
   const i64 PQ = s.P * s.Q;
-  const i64 wsize = RSC * s.K;
   if (M == 0) {
     for (i64 i = 0; i < wsize; ++i) dw[i] = 0.0f;
     return;
   }
-  const bool im2col = s.C < MR;
+  const i64 Hp = s.H + s.pt + s.pb, Wp = s.W + s.pl + s.pr;
+  const bool padded = s.pt || s.pb || s.pl || s.pr;
+  Buffer<float> xpad(static_cast<std::size_t>(padded ? s.N * Hp * Wp * s.C : 1));
+  if (padded) shift_pad_nhwc(x, s.N, s.H, s.W, s.C, Hp, Wp, -s.pt, -s.pl, xpad.data());
+  const float* xp = padded ? xpad.data() : x;
   i64 chunk = kWeightGradChunk;
   const i64 max_partials = std::max<i64>(1, kWeightGradPartialFloats / wsize);
   chunk = std::max(chunk, ceil_div(M, max_partials));
   const i64 nchunks = ceil_div(M, chunk);
   Buffer<float> partial(static_cast<std::size_t>(nchunks > 1 ? nchunks * wsize : 1));
-  Buffer<float> zeros(static_cast<std::size_t>(s.C));
-  zeros.zero();
-  const i64 rblocks = im2col ? ceil_div(RSC, MR) : ceil_div(s.C, MR);
-  const i64 kpanels = ceil_div(s.K, NR);
+  const i64 rblocks = ceil_div(SC, MR), kpanels = ceil_div(s.K, NR);
   const int nthreads = (2.0 * M * wsize < 2.0e5 || nchunks == 1) ? 1 : num_threads();
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
-    Buffer<const float*> ptrs(static_cast<std::size_t>((im2col ? 1 : nseg) * chunk));
-    Buffer<float> cols(static_cast<std::size_t>(im2col ? chunk * RSC : 1));
-    Buffer<i64> pix_h(static_cast<std::size_t>(chunk)), pix_w(static_cast<std::size_t>(chunk));
-    Buffer<const float*> pix_base(static_cast<std::size_t>(chunk));
+    Buffer<const float*> ptrs(static_cast<std::size_t>(chunk));
     // Any schedule gives the same bits: each chunk has its own partial buffer.
 #pragma omp for schedule(dynamic, 1)
     for (i64 ch = 0; ch < nchunks; ++ch) {
@@ -276,53 +350,25 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
       const i64 len = std::min<i64>(chunk, M - m0);
       float* out = nchunks > 1 ? partial.data() + ch * wsize : dw;
       const float* dyc = dy + m0 * s.K;
-      if (im2col) {
-        for (i64 i = 0; i < len; ++i) {
-          const i64 m = m0 + i;
-          const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-          float* row = cols.data() + i * RSC;
-          for (i64 r = 0; r < s.R; ++r)
-            for (i64 t = 0; t < s.S; ++t) {
-              const i64 h = p * s.sh - s.pt + r, ww = q * s.sw - s.pl + t;
-              const bool in = h >= 0 && h < s.H && ww >= 0 && ww < s.W;
-              const float* src = x + ((n * s.H + h) * s.W + ww) * s.C;
-              for (i64 c = 0; c < s.C; ++c) row[(r * s.S + t) * s.C + c] = in ? src[c] : 0.0f;
+      for (i64 i = 0; i < len; ++i) {
+        const i64 m = m0 + i;
+        const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
+        ptrs[i] = xp + ((n * Hp + p * s.sh) * Wp + q * s.sw) * s.C;
+      }
+      // Sub-chunks small enough that their dy rows and input pixels stay in L1
+      // while every (r, row block, panel) tile sweeps them.
+      for (i64 u0 = 0; u0 < len; u0 += kWeightGradSub) {
+        const i64 ulen = std::min<i64>(kWeightGradSub, len - u0);
+        const int flags = u0 == 0 ? 0 : kAccumulate;
+        for (i64 r = 0; r < s.R; ++r)
+          for (i64 rb = 0; rb < rblocks; ++rb)
+            for (i64 j = 0; j < kpanels; ++j) {
+              const i64 r0 = rb * MR, k0 = j * NR;
+              const int mr = static_cast<int>(std::min<i64>(MR, SC - r0));
+              const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
+              uk.colptr(ulen, ptrs.data() + u0, r * Wp * s.C + r0, dyc + u0 * s.K + k0, s.K,
+                        out + (r * SC + r0) * s.K + k0, s.K, mr, nr, flags);
             }
-          ptrs[i] = row;
-        }
-        for (i64 task = 0; task < rblocks * kpanels; ++task) {
-          const i64 rb = task / kpanels, j = task % kpanels;
-          const i64 r0 = rb * MR, k0 = j * NR;
-          const int mr = static_cast<int>(std::min<i64>(MR, RSC - r0));
-          const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
-          uk.colptr(len, ptrs.data(), r0, dyc + k0, s.K, out + r0 * s.K + k0, s.K, mr, nr, 0);
-        }
-      } else {
-        // Geometry of each output pixel once per chunk (no divisions per tap).
-        for (i64 i = 0; i < len; ++i) {
-          const i64 m = m0 + i;
-          const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-          pix_h[i] = p * s.sh - s.pt;
-          pix_w[i] = q * s.sw - s.pl;
-          pix_base[i] = x + n * s.H * s.W * s.C;
-        }
-        for (i64 g = 0; g < nseg; ++g) {
-          const i64 r = g / s.S, t = g % s.S;
-          const float** pg = ptrs.data() + g * chunk;
-          for (i64 i = 0; i < len; ++i) {
-            const i64 h = pix_h[i] + r, ww = pix_w[i] + t;
-            pg[i] = (h >= 0 && h < s.H && ww >= 0 && ww < s.W)
-                        ? pix_base[i] + (h * s.W + ww) * s.C
-                        : zeros.data();
-          }
-          for (i64 task = 0; task < rblocks * kpanels; ++task) {
-            const i64 cb = task / kpanels, j = task % kpanels;
-            const i64 c0 = cb * MR, k0 = j * NR;
-            const int mr = static_cast<int>(std::min<i64>(MR, s.C - c0));
-            const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
-            uk.colptr(len, pg, c0, dyc + k0, s.K, out + (g * s.C + c0) * s.K + k0, s.K, mr, nr, 0);
-          }
-        }
       }
     }
     if (nchunks > 1) {
@@ -360,7 +406,8 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
                           ConvAlgorithm algo) {
   if (s.N * s.H * s.W == 0) return;
   if (use_direct(s, algo)) backward_data_direct(s, dy, w, dx);
-  else backward_data_gemm(s, dy, w, dx);
+  else if (s.sh == 1 && s.sw == 1) backward_data_stride1(s, dy, w, dx);
+  else backward_data_strided(s, dy, w, dx);
 }
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
