@@ -21,6 +21,7 @@ template <int ROWS>
 inline void store_tile(__m512 (&acc)[MR][2], float* c, i64 ldc, int mr, int nr,
                        int flags, const float* bias) {
   const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+  const bool full = nr == NR;  // masked loads/stores are slower on some cores
   __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
   if (flags & kBias) {
     b0 = _mm512_maskz_loadu_ps(m0, bias);
@@ -33,8 +34,8 @@ inline void store_tile(__m512 (&acc)[MR][2], float* c, i64 ldc, int mr, int nr,
     float* ci = c + i * ldc;
     __m512 v0 = acc[i][0], v1 = acc[i][1];
     if (flags & kAccumulate) {
-      v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), v0);
-      v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), v1);
+      v0 = _mm512_add_ps(full ? _mm512_loadu_ps(ci) : _mm512_maskz_loadu_ps(m0, ci), v0);
+      v1 = _mm512_add_ps(full ? _mm512_loadu_ps(ci + 16) : _mm512_maskz_loadu_ps(m1, ci + 16), v1);
     }
     if (flags & kBias) {
       v0 = _mm512_add_ps(v0, b0);
@@ -44,8 +45,13 @@ inline void store_tile(__m512 (&acc)[MR][2], float* c, i64 ldc, int mr, int nr,
       v0 = _mm512_max_ps(zero, v0);
       v1 = _mm512_max_ps(zero, v1);
     }
-    _mm512_mask_storeu_ps(ci, m0, v0);
-    _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    if (full) {
+      _mm512_storeu_ps(ci, v0);
+      _mm512_storeu_ps(ci + 16, v1);
+    } else {
+      _mm512_mask_storeu_ps(ci, m0, v0);
+      _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
   }
 }
 
@@ -69,19 +75,16 @@ void packed_kernel(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
   store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
 }
 
-void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
-                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
-                   int nr, int flags, const float* bias) {
-  __m512 acc[MR][2];
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+template <bool FULL>
+inline void rowptr_loop(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
+                        i64 ldb, int nr, __m512 (&acc)[MR][2]) {
   const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
   for (int s = 0; s < nseg; ++s) {
     const float* const* ap = aptr + s * MR;
     const float* bp = bseg[s];
     for (i64 k = 0; k < seglen; ++k) {
-      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
-      const __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+      const __m512 b0 = FULL ? _mm512_loadu_ps(bp) : _mm512_maskz_loadu_ps(m0, bp);
+      const __m512 b1 = FULL ? _mm512_loadu_ps(bp + 16) : _mm512_maskz_loadu_ps(m1, bp + 16);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
         const __m512 a = _mm512_set1_ps(ap[i][k]);
@@ -91,20 +94,27 @@ void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
       bp += ldb;
     }
   }
+}
+
+void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
+                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
+                   int nr, int flags, const float* bias) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  if (nr == NR) rowptr_loop<true>(nseg, seglen, aptr, bseg, ldb, nr, acc);
+  else rowptr_loop<false>(nseg, seglen, aptr, bseg, ldb, nr, acc);
   store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
 }
 
-template <int ROWS>
-void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
-                 float* c, i64 ldc, int nr, int flags) {
-  __m512 acc[MR][2];
-#pragma GCC unroll 12
-  for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+template <int ROWS, bool FULL>
+inline void colptr_loop(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
+                        int nr, __m512 (&acc)[MR][2]) {
   const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
   for (i64 k = 0; k < kc; ++k) {
     const float* a = acol[k] + a_off;
-    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
-    const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+    const __m512 b0 = FULL ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
+    const __m512 b1 = FULL ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
 #pragma GCC unroll 12
     for (int i = 0; i < ROWS; ++i) {
       const __m512 av = _mm512_set1_ps(a[i]);
@@ -113,6 +123,16 @@ void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i6
     }
     b += ldb;
   }
+}
+
+template <int ROWS>
+void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
+                 float* c, i64 ldc, int nr, int flags) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  if (nr == NR) colptr_loop<ROWS, true>(kc, acol, a_off, b, ldb, nr, acc);
+  else colptr_loop<ROWS, false>(kc, acol, a_off, b, ldb, nr, acc);
   store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, nullptr);
 }
 
