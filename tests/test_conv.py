@@ -290,3 +290,28 @@ def test_conv2d_against_torch(case):
     compare(dx, xt.grad.permute(0, 2, 3, 1).double().numpy(), name="dx")
     compare(dw, wt.grad.permute(2, 3, 1, 0).double().numpy(), name="dw")
     compare(db, bt.grad.double().numpy(), name="db")
+
+
+def test_kernels_release_the_gil():
+    """A long convolution in one thread must not stop Python code in another."""
+    import threading
+    import time
+
+    rs = np.random.default_rng(30)
+    x, w = f32(rs, 32, 28, 28, 32), f32(rs, 5, 5, 32, 32)
+    ops.conv2d(x, w, padding="same")
+    done = threading.Event()
+    ticks = []
+
+    def work():
+        for _ in range(3):
+            ops.conv2d(x, w, padding="same")
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    t.join()
+    assert len(ticks) >= 5, f"the main thread ran only {len(ticks)} times while the kernels ran"

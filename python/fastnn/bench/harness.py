@@ -271,6 +271,23 @@ def markdown(results, peaks):
     return "\n".join(lines)
 
 
+def markdown_models(results):
+    lines = ["| workload | threads | fastnn | PyTorch NCHW | PyTorch channels_last | best PyTorch / fastnn |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        t = r["times"]
+        if "images_per_s" in r:
+            lines.append(f"| `{r['problem']}` | {r['threads']} | {r['images_per_s']:,.0f} images/s "
+                         f"({t['fastnn'][0] * 1e3:.2f} ms/batch) | – | – | – |")
+            continue
+        ours = t["fastnn"][0]
+        cells = [f"{t[k][0] * 1e3:.3f} ms" if k in t else "–" for k in ("torch_nchw", "torch_channels_last")]
+        peers = [t[k][0] for k in ("torch_nchw", "torch_channels_last") if k in t]
+        ratio = f"{min(peers) / ours:.2f}×" if peers else "–"
+        lines.append(f"| `{r['problem']}` | {r['threads']} | {ours * 1e3:.3f} ms | {cells[0]} | {cells[1]} | {ratio} |")
+    return "\n".join(lines)
+
+
 def conv_summary(results, threads):
     rows = [r for r in results if r.problem in WORKBOOK_CONVS and r.threads == threads]
     if len(rows) != len(WORKBOOK_CONVS):
@@ -290,6 +307,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds per problem")
     ap.add_argument("--problems", nargs="*", default=None,
                     help="problem strings, e.g. gemm:m512n512k512 conv:mb8_ih28_ic32oc32_kh5_ph2")
+    ap.add_argument("--suite", choices=("all", "kernels", "models"), default="all",
+                    help="kernels (GEMM, conv layers), models (workbook CNN step, inference, augmentation) or all")
     ap.add_argument("--out", default=os.path.join("bench", "results"), help="directory for JSON / Markdown")
     args = ap.parse_args(argv)
     threads = tuple(int(t) for t in args.threads.split(","))
@@ -302,8 +321,14 @@ def main(argv=None):
     peaks = {str(t): _core.measure_fma_peak(t, 0.2) for t in threads}
     print("machine:", _cpu_name(), "| fastnn", fastnn.build_info()["isa"],
           "| FMA peak GFLOP/s:", {k: round(v, 1) for k, v in peaks.items()})
-    results = run(problems, threads=threads, rounds=rounds)
-    md = markdown(results, peaks)
+    results = run(problems, threads=threads, rounds=rounds) if args.suite in ("all", "kernels") else []
+    model_results = []
+    if args.suite in ("all", "models"):
+        from .workloads import cnn_workloads
+        model_results = cnn_workloads(rounds=rounds, threads=max(threads))
+    md = markdown(results, peaks) if results else ""
+    if model_results:
+        md += ("\n\n" if md else "") + markdown_models(model_results)
     summaries = [s for s in (conv_summary(results, t) for t in threads) if s]
     print()
     print(md)
@@ -312,7 +337,7 @@ def main(argv=None):
               + "".join(f" | {k[:-3]} {v:.1f} ms" for k, v in s.items() if k.startswith("torch")))
     os.makedirs(args.out, exist_ok=True)
     payload = {"machine": machine_info(peaks), "command": "fastnn bench " + " ".join(argv or sys.argv[1:]),
-               "results": [r.__dict__ for r in results], "conv_summary": summaries}
+               "results": [r.__dict__ for r in results], "conv_summary": summaries, "models": model_results}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for path in (os.path.join(args.out, f"kernels-{stamp}.json"), os.path.join(args.out, "kernels-latest.json")):
         tmp = path + ".tmp"
