@@ -34,6 +34,9 @@ def set_seed(seed: int) -> None:
     if seed < 0:
         raise ValueError(f"set_seed: seed: expected a non-negative integer, got {seed}")
     _seed = seed
+    # restart the initializers' draw counter, so set_seed(s) twice gives the same weights
+    from . import initializers
+    initializers.reset_counter()
 
 
 def get_seed() -> int:

@@ -17,9 +17,11 @@ import io
 import json
 import math
 import os
+import struct
 import sys
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -496,7 +498,10 @@ class Sequential:
 
     def load_weights(self, filepath):
         meta, arrays = _read_zip(filepath)
-        ws = [arrays[f"weights/{i:05d}.npy"] for i in range(len(meta["weights"]))]
+        try:
+            ws = [arrays[f"weights/{i:05d}.npy"] for i in range(len(meta["weights"]))]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"load_weights: {filepath}: malformed weights file ({exc})") from None
         self.set_weights(ws)
 
     def _restore_callback_state(self, cbs):
@@ -515,29 +520,35 @@ class Sequential:
 # ---------------------------------------------------------------------------
 
 def load(filepath):
-    """Loads a model written by ``model.save`` (no pickle)."""
-    from . import losses as _losses, optimizers as _optimizers
-
+    """Loads a model written by ``model.save`` (no pickle). A missing, truncated or
+    damaged file, or one that is not a fastnn model, raises ValueError."""
     meta, arrays = _read_zip(filepath)
     if meta.get("format") != FORMAT:
         raise ValueError(f"load: {filepath}: not a fastnn model file (format {meta.get('format')!r})")
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"load: {filepath}: unsupported format version {meta.get('version')!r}")
+    try:
+        return _model_from(meta, arrays, filepath)
+    except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
+        # a model.json with the right tag but a wrong structure (edited or damaged)
+        raise ValueError(f"load: {filepath}: malformed model file ({type(exc).__name__}: {exc})") from None
+
+
+def _model_from(meta, arrays, filepath):
+    from . import losses as _losses, optimizers as _optimizers
+
     cfg = meta["config"]
     model = Sequential(name=cfg.get("name"))
     model._seed = int(meta.get("seed", 0))
     streams = iter(meta.get("dropout_streams", []))
-    try:
-        for entry in cfg["layers"]:
-            cls = _layers.get_class(entry["class_name"])
-            layer = cls.from_config(dict(entry["config"]))
-            if isinstance(layer, _layers.Dropout):
-                layer.stream_seed = int(next(streams))
-            model.layers.append(layer)
-        if cfg.get("build_input_shape"):
-            model.build(tuple(cfg["build_input_shape"]))
-    except (KeyError, TypeError, StopIteration) as exc:
-        raise ValueError(f"load: {filepath}: malformed model config ({exc})") from None
+    for entry in cfg["layers"]:
+        cls = _layers.get_class(entry["class_name"])
+        layer = cls.from_config(dict(entry["config"]))
+        if isinstance(layer, _layers.Dropout):
+            layer.stream_seed = int(next(streams))
+        model.layers.append(layer)
+    if cfg.get("build_input_shape"):
+        model.build(tuple(cfg["build_input_shape"]))
     ws = []
     for i in range(len(meta["weights"])):
         key = f"weights/{i:05d}.npy"
@@ -599,23 +610,30 @@ def _json_default(o):
     raise TypeError(f"cannot store {type(o).__name__} in a model file")
 
 
+# What a damaged archive can raise from zipfile / numpy besides ValueError.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, NotImplementedError,
+               RuntimeError, zlib.error, struct.error, OverflowError)
+
+
 def _read_zip(filepath):
+    """(meta dict, {member name: array}); any unreadable or damaged file -> ValueError."""
     try:
-        zf = zipfile.ZipFile(os.fspath(filepath), "r")
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"load: {filepath}: not a readable fastnn file ({exc})") from None
-    with zf:
-        try:
-            meta = json.loads(zf.read("model.json"))
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"load: {filepath}: missing or malformed model.json ({exc})") from None
-        arrays = {}
-        for info in zf.infolist():
-            if info.filename.endswith(".npy"):
-                try:
-                    arrays[info.filename] = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
-                except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                    raise ValueError(f"load: {filepath}: corrupt array {info.filename} ({exc})") from None
+        with zipfile.ZipFile(os.fspath(filepath), "r") as zf:
+            try:
+                meta = json.loads(zf.read("model.json"))
+            except KeyError:
+                raise ValueError(f"load: {filepath}: no model.json in the archive") from None
+            except ValueError as exc:
+                raise ValueError(f"load: {filepath}: malformed model.json ({exc})") from None
+            arrays = {}
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    try:
+                        arrays[info.filename] = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
+                    except ValueError as exc:
+                        raise ValueError(f"load: {filepath}: corrupt array {info.filename} ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise ValueError(f"load: {filepath}: not a readable fastnn file ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"load: {filepath}: malformed model.json")
     return meta, arrays

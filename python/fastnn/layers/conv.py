@@ -138,7 +138,10 @@ class _Pool2D(Layer):
         return cfg
 
 
-class MaxPool2D(_Pool2D):
+class MaxPooling2D(_Pool2D):
+    """Max pooling (Keras class name; MaxPool2D is an alias, as in Keras). Ties go to the
+    first maximum in row-major window order; padding never wins."""
+
     def forward(self, x, training=False):
         if self._kernel_pad is not None:
             y, idx = ops.max_pool2d(x, self.pool_size, stride=self.strides, padding=self._kernel_pad)
@@ -159,22 +162,42 @@ class MaxPool2D(_Pool2D):
 
 
 class AveragePooling2D(_Pool2D):
-    """Keras semantics: padded positions are not counted in the average."""
+    """Keras semantics: padded positions are not counted in the average.
+
+    Asymmetric 'same' padding (an odd total, the extra row/column at the bottom/right)
+    pads the input with zeros and averages with count_include_pad=True, then rescales
+    each output by (window size / number of real inputs in the window)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._scale = None
+        if self._kernel_pad is None and any(self._pads):
+            ones = self._pad_input(np.ones((1,) + tuple(input_shape[:2]) + (1,), np.float32), 0.0)
+            frac = ops.avg_pool2d(ones, self.pool_size, stride=self.strides, count_include_pad=True)
+            self._scale = (1.0 / frac.astype(np.float64)).astype(np.float32)   # (1, P, Q, 1)
 
     def forward(self, x, training=False):
-        if self._kernel_pad is None and self.padding == "same" and any(self._pads):
-            raise ValueError("AveragePooling2D: this 'same' geometry needs asymmetric padding, not supported yet")
-        pad = self._kernel_pad or (0, 0)
         if training:
             self._xshape = x.shape
+        if self._scale is not None:
+            y = ops.avg_pool2d(self._pad_input(x, 0.0), self.pool_size, stride=self.strides, count_include_pad=True)
+            y *= self._scale
+            return y
+        pad = self._kernel_pad or (0, 0)
         return ops.avg_pool2d(x, self.pool_size, stride=self.strides, padding=pad, count_include_pad=False)
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
+        if self._scale is not None:
+            t, b, l, r = self._pads
+            n, h, w, c = self._xshape
+            dx = ops.avg_pool2d_backward(dy * self._scale, (n, h + t + b, w + l + r, c), self.pool_size,
+                                         stride=self.strides, count_include_pad=True)
+            return np.ascontiguousarray(self._crop(dx))
         return ops.avg_pool2d_backward(dy, self._xshape, self.pool_size, stride=self.strides,
                                        padding=self._kernel_pad or (0, 0), count_include_pad=False)
 
 
-MaxPooling2D = MaxPool2D
+MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D

@@ -161,7 +161,7 @@ class Flatten(Layer):
 
     def forward(self, x, training=False):
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))   # (not -1: N may be 0)
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape) if need_dx else None
@@ -248,4 +248,5 @@ def _init_cfg(init):
 
 
 def _reg_cfg(reg):
-    return None if reg is None else reg.get_config()
+    # with its class name, so that from_config (and models.load) can rebuild it
+    return None if reg is None else _regularizers.serialize(reg)
