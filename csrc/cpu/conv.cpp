@@ -306,24 +306,24 @@ void backward_data_strided(const Conv2dShape& s, const float* dy, const float* w
 
 // Weight gradient: dw[r][(s, c)][k] = sum over output pixels m of
 // xpad[n][p*sh + r][q*sw + s][c] * dy[m][k]. For each kernel row r the S*C
-// values (s, c) are contiguous in the padded input, so one pointer per pixel
-// (to its (r = 0, s = 0) corner) serves every r and every row block through an
-// offset. The reduction over m is cut into chunks fixed by the shape alone; each
-// chunk's sum goes to its own partial buffer (any thread may compute it), and
-// the partials are added in chunk order, so the result does not depend on the
-// thread count.
-constexpr i64 kWeightGradChunk = 1024;
-constexpr i64 kWeightGradSub = 128;
+// values (s, c) are contiguous in the padded input, and along an output row the
+// pixels are a fixed stride (sw*C) apart, so the micro-kernel walks each output
+// row as one strided segment -- no per-pixel pointers. The reduction over the
+// N*P output rows is cut into chunks of whole rows fixed by the shape alone;
+// each chunk's sum goes to its own partial buffer (any thread may compute it),
+// and the partials are added in chunk order, so the result does not depend on
+// the thread count.
+constexpr i64 kWeightGradChunk = 1024;   // output pixels per chunk (rounded to rows)
+constexpr i64 kWeightGradSub = 128;      // pixels per L1-sized group inside a chunk
 constexpr i64 kWeightGradPartialFloats = i64(16) << 20;  // cap on partial-sum memory
 
 void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
-  const i64 M = s.N * s.P * s.Q;
+  const i64 rows = s.N * s.P;  // output rows (n, p)
   const i64 SC = s.S * s.C;
   const i64 wsize = s.R * SC * s.K;
-  const i64 PQ = s.P * s.Q;
-  if (M == 0) {
+  if (rows * s.Q == 0) {
     for (i64 i = 0; i < wsize; ++i) dw[i] = 0.0f;
     return;
   }
@@ -332,42 +332,42 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
   Buffer<float> xpad(static_cast<std::size_t>(padded ? s.N * Hp * Wp * s.C : 1));
   if (padded) shift_pad_nhwc(x, s.N, s.H, s.W, s.C, Hp, Wp, -s.pt, -s.pl, xpad.data());
   const float* xp = padded ? xpad.data() : x;
-  i64 chunk = kWeightGradChunk;
+  i64 chunk_rows = std::max<i64>(1, kWeightGradChunk / s.Q);
   const i64 max_partials = std::max<i64>(1, kWeightGradPartialFloats / wsize);
-  chunk = std::max(chunk, ceil_div(M, max_partials));
-  const i64 nchunks = ceil_div(M, chunk);
+  chunk_rows = std::max(chunk_rows, ceil_div(rows, max_partials));
+  const i64 group_rows = std::max<i64>(1, std::min(chunk_rows, kWeightGradSub / s.Q));
+  const i64 nchunks = ceil_div(rows, chunk_rows);
   Buffer<float> partial(static_cast<std::size_t>(nchunks > 1 ? nchunks * wsize : 1));
   const i64 rblocks = ceil_div(SC, MR), kpanels = ceil_div(s.K, NR);
-  const int nthreads = (2.0 * M * wsize < 2.0e5 || nchunks == 1) ? 1 : num_threads();
+  const int nthreads = (2.0 * rows * s.Q * wsize < 2.0e5 || nchunks == 1) ? 1 : num_threads();
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
-    Buffer<const float*> ptrs(static_cast<std::size_t>(chunk));
+    Buffer<const float*> aseg(static_cast<std::size_t>(chunk_rows));
+    Buffer<const float*> bseg(static_cast<std::size_t>(chunk_rows * kpanels));
     // Any schedule gives the same bits: each chunk has its own partial buffer.
 #pragma omp for schedule(dynamic, 1)
     for (i64 ch = 0; ch < nchunks; ++ch) {
-      const i64 m0 = ch * chunk;
-      const i64 len = std::min<i64>(chunk, M - m0);
+      const i64 row0 = ch * chunk_rows;
+      const i64 nrows = std::min<i64>(chunk_rows, rows - row0);
       float* out = nchunks > 1 ? partial.data() + ch * wsize : dw;
-      const float* dyc = dy + m0 * s.K;
-      for (i64 i = 0; i < len; ++i) {
-        const i64 m = m0 + i;
-        const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-        ptrs[i] = xp + ((n * Hp + p * s.sh) * Wp + q * s.sw) * s.C;
+      for (i64 t = 0; t < nrows; ++t) {
+        const i64 np = row0 + t, n = np / s.P, p = np % s.P;
+        aseg[t] = xp + (n * Hp + p * s.sh) * Wp * s.C;
+        for (i64 j = 0; j < kpanels; ++j) bseg[j * chunk_rows + t] = dy + np * s.Q * s.K + j * NR;
       }
-      // Sub-chunks small enough that their dy rows and input pixels stay in L1
-      // while every (r, row block, panel) tile sweeps them.
-      for (i64 u0 = 0; u0 < len; u0 += kWeightGradSub) {
-        const i64 ulen = std::min<i64>(kWeightGradSub, len - u0);
-        const int flags = u0 == 0 ? 0 : kAccumulate;
+      for (i64 g0 = 0; g0 < nrows; g0 += group_rows) {
+        const int ng = static_cast<int>(std::min<i64>(group_rows, nrows - g0));
+        const int flags = g0 == 0 ? 0 : kAccumulate;
         for (i64 r = 0; r < s.R; ++r)
           for (i64 rb = 0; rb < rblocks; ++rb)
             for (i64 j = 0; j < kpanels; ++j) {
               const i64 r0 = rb * MR, k0 = j * NR;
               const int mr = static_cast<int>(std::min<i64>(MR, SC - r0));
               const int nr = static_cast<int>(std::min<i64>(NR, s.K - k0));
-              uk.colptr(ulen, ptrs.data() + u0, r * Wp * s.C + r0, dyc + u0 * s.K + k0, s.K,
-                        out + (r * SC + r0) * s.K + k0, s.K, mr, nr, flags);
+              uk.colseg(ng, s.Q, aseg.data() + g0, s.sw * s.C, r * Wp * s.C + r0,
+                        bseg.data() + j * chunk_rows + g0, s.K, out + (r * SC + r0) * s.K + k0, s.K,
+                        mr, nr, flags);
             }
       }
     }

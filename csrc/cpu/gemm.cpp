@@ -63,23 +63,28 @@ void generic_rowptr(int nseg, i64 seglen, const float* const* aptr, const float*
   generic_store(acc, c, ldc, mr, nr, flags, bias);
 }
 
-void generic_colptr(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
-                    float* c, i64 ldc, int mr, int nr, int flags) {
+void generic_colseg(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                    const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr, int nr,
+                    int flags) {
   float acc[GMR][GNR] = {};
-  for (i64 k = 0; k < kc; ++k) {
-    const float* a = acol[k] + a_off;
-    for (int i = 0; i < mr; ++i) {
-      const float av = a[i];
-      for (int j = 0; j < nr; ++j) acc[i][j] += av * b[j];
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = aseg[s] + a_off;
+    const float* b = bseg[s];
+    for (i64 k = 0; k < seglen; ++k) {
+      for (int i = 0; i < mr; ++i) {
+        const float av = a[i];
+        for (int j = 0; j < nr; ++j) acc[i][j] += av * b[j];
+      }
+      a += lda;
+      b += ldb;
     }
-    b += ldb;
   }
   generic_store(acc, c, ldc, mr, nr, flags, nullptr);
 }
 }  // namespace
 
 const MicroKernels& micro_kernels_generic() {
-  static const MicroKernels k{GMR, GNR, generic_packed, generic_rowptr, generic_colptr};
+  static const MicroKernels k{GMR, GNR, generic_packed, generic_rowptr, generic_colseg};
   return k;
 }
 

@@ -93,36 +93,41 @@ void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
 }
 
 template <int ROWS>
-void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
-                 float* c, i64 ldc, int nr, int flags) {
+void colseg_rows(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                 const float* const* bseg, i64 ldb, float* c, i64 ldc, int nr, int flags) {
   __m256 acc[MR][2];
 #pragma GCC unroll 6
   for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
-  for (i64 k = 0; k < kc; ++k) {
-    const float* a = acol[k] + a_off;
-    const __m256 b0 = _mm256_maskload_ps(b, m0);
-    const __m256 b1 = _mm256_maskload_ps(b + 8, m1);
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = aseg[s] + a_off;
+    const float* b = bseg[s];
+    for (i64 k = 0; k < seglen; ++k) {
+      const __m256 b0 = _mm256_maskload_ps(b, m0);
+      const __m256 b1 = _mm256_maskload_ps(b + 8, m1);
 #pragma GCC unroll 6
-    for (int i = 0; i < ROWS; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i);
-      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+      for (int i = 0; i < ROWS; ++i) {
+        const __m256 av = _mm256_broadcast_ss(a + i);
+        acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+      }
+      a += lda;
+      b += ldb;
     }
-    b += ldb;
   }
   store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, nullptr);
 }
 
-void colptr_kernel(i64 kc, const float* const* acol, i64 a_off, const float* b,
-                   i64 ldb, float* c, i64 ldc, int mr, int nr, int flags) {
+void colseg_kernel(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr, int nr,
+                   int flags) {
   switch (mr) {
-    case 6: colptr_rows<6>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 5: colptr_rows<5>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 4: colptr_rows<4>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 3: colptr_rows<3>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 2: colptr_rows<2>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    default: colptr_rows<1>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    case 6: colseg_rows<6>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
+    case 5: colseg_rows<5>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
+    case 4: colseg_rows<4>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
+    case 3: colseg_rows<3>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
+    case 2: colseg_rows<2>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
+    default: colseg_rows<1>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
   }
 }
 
@@ -147,7 +152,7 @@ double fma_loop_avx2(i64 iters) {
 }
 
 const MicroKernels& micro_kernels_avx2() {
-  static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colptr_kernel};
+  static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colseg_kernel};
   return k;
 }
 

@@ -108,50 +108,50 @@ void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
 }
 
 template <int ROWS, bool FULL>
-inline void colptr_loop(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
-                        int nr, __m512 (&acc)[MR][2]) {
-  const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
-  for (i64 k = 0; k < kc; ++k) {
-    const float* a = acol[k] + a_off;
-    const __m512 b0 = FULL ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
-    const __m512 b1 = FULL ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
-#pragma GCC unroll 12
-    for (int i = 0; i < ROWS; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-    }
-    b += ldb;
-  }
-}
-
-template <int ROWS>
-void colptr_rows(i64 kc, const float* const* acol, i64 a_off, const float* b, i64 ldb,
-                 float* c, i64 ldc, int nr, int flags) {
+void colseg_rows(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                 const float* const* bseg, i64 ldb, float* c, i64 ldc, int nr, int flags) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  if (nr == NR) colptr_loop<ROWS, true>(kc, acol, a_off, b, ldb, nr, acc);
-  else colptr_loop<ROWS, false>(kc, acol, a_off, b, ldb, nr, acc);
+  const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = aseg[s] + a_off;
+    const float* b = bseg[s];
+    for (i64 k = 0; k < seglen; ++k) {
+      const __m512 b0 = FULL ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
+      const __m512 b1 = FULL ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < ROWS; ++i) {
+        const __m512 av = _mm512_set1_ps(a[i]);
+        acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+      }
+      a += lda;
+      b += ldb;
+    }
+  }
   store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, nullptr);
 }
 
-void colptr_kernel(i64 kc, const float* const* acol, i64 a_off, const float* b,
-                   i64 ldb, float* c, i64 ldc, int mr, int nr, int flags) {
+template <int ROWS>
+void colseg_dispatch_nr(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                        const float* const* bseg, i64 ldb, float* c, i64 ldc, int nr, int flags) {
+  if (nr == NR) colseg_rows<ROWS, true>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags);
+  else colseg_rows<ROWS, false>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags);
+}
+
+void colseg_kernel(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr, int nr,
+                   int flags) {
+#define FASTNN_COLSEG_CASE(R) \
+  case R: colseg_dispatch_nr<R>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
   switch (mr) {
-    case 12: colptr_rows<12>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 11: colptr_rows<11>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 10: colptr_rows<10>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 9: colptr_rows<9>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 8: colptr_rows<8>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 7: colptr_rows<7>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 6: colptr_rows<6>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 5: colptr_rows<5>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 4: colptr_rows<4>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 3: colptr_rows<3>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    case 2: colptr_rows<2>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
-    default: colptr_rows<1>(kc, acol, a_off, b, ldb, c, ldc, nr, flags); break;
+    FASTNN_COLSEG_CASE(12) FASTNN_COLSEG_CASE(11) FASTNN_COLSEG_CASE(10) FASTNN_COLSEG_CASE(9)
+    FASTNN_COLSEG_CASE(8) FASTNN_COLSEG_CASE(7) FASTNN_COLSEG_CASE(6) FASTNN_COLSEG_CASE(5)
+    FASTNN_COLSEG_CASE(4) FASTNN_COLSEG_CASE(3) FASTNN_COLSEG_CASE(2)
+    default: colseg_dispatch_nr<1>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags); break;
   }
+#undef FASTNN_COLSEG_CASE
 }
 
 }  // namespace
@@ -173,7 +173,7 @@ double fma_loop_avx512(i64 iters) {
 }
 
 const MicroKernels& micro_kernels_avx512() {
-  static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colptr_kernel};
+  static const MicroKernels k{MR, NR, packed_kernel, rowptr_kernel, colseg_kernel};
   return k;
 }
 

@@ -33,10 +33,12 @@ struct MicroKernels {
   void (*rowptr)(int nseg, i64 seglen, const float* const* aptr,
                  const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
                  int nr, int flags, const float* bias);
-  // C tile (op)= sum over k < kc of a_k (x) b_k where a_k is the mr floats at
-  // acol[k] + a_off and b_k the nr floats at b + k*ldb. No packing needed.
-  void (*colptr)(i64 kc, const float* const* acol, i64 a_off, const float* b,
-                 i64 ldb, float* c, i64 ldc, int mr, int nr, int flags);
+  // C tile (op)= sum over segments s and k < seglen of a_{s,k} (x) b_{s,k}, where
+  // a_{s,k} is the mr floats at aseg[s] + k*lda + a_off and b_{s,k} the nr floats
+  // at bseg[s] + k*ldb: strided operands, one pointer pair per segment.
+  void (*colseg)(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
+                 const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr, int nr,
+                 int flags);
 };
 
 const MicroKernels& micro_kernels();           // for active_isa()
