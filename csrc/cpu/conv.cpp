@@ -314,7 +314,7 @@ void backward_data_strided(const Conv2dShape& s, const float* dy, const float* w
 // and the partials are added in chunk order, so the result does not depend on
 // the thread count.
 constexpr i64 kWeightGradChunk = 1024;   // output pixels per chunk (rounded to rows)
-constexpr i64 kWeightGradSub = 128;      // pixels per L1-sized group inside a chunk
+constexpr i64 kWeightGradSub = 64;      // pixels per L1-sized group inside a chunk
 constexpr i64 kWeightGradPartialFloats = i64(16) << 20;  // cap on partial-sum memory
 
 void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
