@@ -59,6 +59,47 @@ def test_conv2d_backward_matches_reference(case, algorithm):
         assert not dw.any() and not db.any()
 
 
+WINOGRAD_CASES = [c for c in CASES if c[5] == c[6] and c[5] in (3, 5) and c[7] == 1] + [
+    (2, 14, 14, 32, 64, 3, 3, 1, 1), (1, 9, 7, 17, 33, 5, 5, 1, "same"), (2, 6, 5, 3, 2, 3, 3, 1, 2)]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_conv2d_winograd_matches_reference(case):
+    N, H, W, C, K, R, S, stride, padding = case
+    rs = np.random.default_rng(hash(case) % 2**32 + 3)
+    x, w, b = f32(rs, N, H, W, C), f32(rs, R, S, C, K), f32(rs, K)
+    y = ops.conv2d(x, w, b, stride=stride, padding=padding, algorithm="winograd")
+    compare(y, ref.conv2d(x, w, b, stride, padding))
+    dy = f32(rs, *y.shape)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, stride=stride, padding=padding, algorithm="winograd")
+    rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, stride, padding)
+    compare(dx, rdx, name="dx")
+    if N:
+        compare(dw, rdw, name="dw")
+    relu = _core.conv2d(x, w, b, stride=stride, padding=padding, algorithm="winograd", relu=True)
+    compare(relu, np.maximum(ref.conv2d(x, w, b, stride, padding), 0))
+
+
+def test_conv2d_winograd_deterministic_and_batch_invariant():
+    rs = np.random.default_rng(31)
+    x, w = f32(rs, 6, 13, 11, 20), f32(rs, 5, 5, 20, 24)
+    with threads(1):
+        y1 = ops.conv2d(x, w, padding="same", algorithm="winograd")
+    with threads(2):
+        y2 = ops.conv2d(x, w, padding="same", algorithm="winograd")
+    same_bits(y1, y2)
+    same_bits(ops.conv2d(x[3:4], w, padding="same", algorithm="winograd")[0], y1[3])
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2), dict(w=(4, 4))])
+def test_conv2d_winograd_rejects_unsupported_shapes(kw):
+    x = np.zeros((1, 9, 9, 2), np.float32)
+    k = kw.get("w", (3, 3))
+    w = np.zeros(k + (2, 3), np.float32)
+    with pytest.raises(ValueError, match="algorithm: 'winograd' needs"):
+        ops.conv2d(x, w, stride=kw.get("stride", 1), padding=1, algorithm="winograd")
+
+
 def test_conv2d_fused_relu():
     rs = np.random.default_rng(5)
     x, w, b = f32(rs, 2, 9, 9, 6), f32(rs, 3, 3, 6, 20), f32(rs, 20)
@@ -177,6 +218,8 @@ def test_conv_and_gemm_on_every_isa(isa):
         "    dy = rs.standard_normal(ops.conv2d(x, w, stride=st, padding=pd).shape).astype('f')\n"
         "    for a, e in zip(ops.conv2d_backward(dy, x, w, stride=st, padding=pd), ref.conv2d_backward(dy, x, w, st, pd)):\n"
         "        compare(a, e)\n"
+        "x = rs.standard_normal((2,9,8,19)).astype('f'); w = rs.standard_normal((5,5,19,21)).astype('f')\n"
+        "compare(ops.conv2d(x, w, padding='same', algorithm='winograd'), ref.conv2d(x, w, None, 1, 'same'))\n"
         "for (m,n,k) in [(37,29,300),(5,70,3),(130,17,513)]:\n"
         "    a = rs.standard_normal((m,k)).astype('f'); b = rs.standard_normal((k,n)).astype('f')\n"
         "    compare(_core.matmul(a, b), ref.matmul(a, b))\n"

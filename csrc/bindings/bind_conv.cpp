@@ -5,6 +5,7 @@
 
 #include "common.hpp"
 #include "fastnn/conv.hpp"
+#include "fastnn/conv_winograd.hpp"
 
 namespace fastnn {
 namespace bind {
@@ -14,9 +15,8 @@ ConvAlgorithm parse_algorithm(const std::string& a) {
   if (a == "auto") return ConvAlgorithm::automatic;
   if (a == "direct") return ConvAlgorithm::direct;
   if (a == "gemm") return ConvAlgorithm::gemm;
-  if (a == "winograd")
-    value_error("algorithm: 'winograd' is not implemented yet in this build; expected 'auto', 'direct' or 'gemm'");
-  value_error("algorithm: expected 'auto', 'direct' or 'gemm', got '" + a + "'");
+  if (a == "winograd") return ConvAlgorithm::winograd;
+  value_error("algorithm: expected 'auto', 'direct', 'gemm' or 'winograd', got '" + a + "'");
 }
 
 // TensorFlow's 'same' rule: total = max((ceil(in/s) - 1)*s + k - in, 0), extra at the end.
@@ -25,6 +25,13 @@ void same_padding(i64 in, i64 k, i64 stride, i64& lo, i64& hi) {
   const i64 total = std::max<i64>((out - 1) * stride + k - in, 0);
   lo = total / 2;
   hi = total - lo;
+}
+
+void check_algorithm(const Conv2dShape& s, ConvAlgorithm algo) {
+  if (algo == ConvAlgorithm::winograd && !winograd_supported(s.R, s.S, s.sh, s.sw))
+    value_error("algorithm: 'winograd' needs a 3x3 or 5x5 kernel with stride 1, got kernel (" +
+                std::to_string(s.R) + ", " + std::to_string(s.S) + ") stride (" + std::to_string(s.sh) +
+                ", " + std::to_string(s.sw) + ")");
 }
 
 Conv2dShape make_shape(const py::array& x, const py::array& w, py::handle stride,
@@ -77,6 +84,7 @@ py::object conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
     b = as_f32(b_obj, "b");
     require_shape(b, {s.K}, "b");
   }
+  check_algorithm(s, algo);
   f32array y = new_f32({s.N, s.P, s.Q, s.K});
   {
     py::gil_scoped_release nogil;
@@ -92,6 +100,7 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
   const ConvAlgorithm algo = parse_algorithm(algorithm);
   const Conv2dShape s = make_shape(x, w, stride, padding);
   require_shape(dy, {s.N, s.P, s.Q, s.K}, "dy");
+  check_algorithm(s, algo);
   f32array dw = new_f32({s.R, s.S, s.C, s.K});
   f32array dx, db;
   if (need_dx) dx = new_f32({s.N, s.H, s.W, s.C});

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fastnn/conv_winograd.hpp"
 #include "fastnn/gemm.hpp"
 
 namespace fastnn {
@@ -386,33 +387,64 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
   }
 }
 
-bool use_direct(const Conv2dShape& s, ConvAlgorithm algo) {
-  if (algo == ConvAlgorithm::direct) return true;
-  if (algo == ConvAlgorithm::gemm) return false;
-  (void)s;
-  return false;  // the implicit GEMM handles every shape
+ConvAlgorithm resolve(const Conv2dShape& s, ConvAlgorithm algo) {
+  if (algo == ConvAlgorithm::automatic) return conv2d_auto_algorithm(s);
+  if (algo == ConvAlgorithm::winograd && !winograd_supported(s.R, s.S, s.sh, s.sw))
+    throw std::invalid_argument("algorithm: 'winograd' needs a 3x3 or 5x5 kernel with stride 1");
+  return algo;
 }
 
 }  // namespace
 
+ConvAlgorithm conv2d_auto_algorithm(const Conv2dShape& s) {
+  // The implicit GEMM for every shape. Winograd F(2x2, r x r) is selectable by
+  // name, but measured on the workbook layers (AVX-512, 2 threads) it is not yet
+  // faster: its alpha^2 GEMMs have reduction loops only C long, so tile set-up
+  // and stores eat the arithmetic it saves. Revisit before letting auto pick it.
+  (void)s;
+  return ConvAlgorithm::gemm;
+}
+
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, bool relu, ConvAlgorithm algo) {
   if (s.N * s.P * s.Q == 0) return;
-  if (use_direct(s, algo)) forward_direct(s, x, w, b, y, relu);
-  else forward_gemm(s, x, w, b, y, relu);
+  switch (resolve(s, algo)) {
+    case ConvAlgorithm::direct: forward_direct(s, x, w, b, y, relu); break;
+    case ConvAlgorithm::winograd:
+      winograd_conv2d(s.N, s.H, s.W, s.C, s.K, static_cast<int>(s.R), s.pt, s.pl, s.P, s.Q, x, w, b, y, relu);
+      break;
+    default: forward_gemm(s, x, w, b, y, relu); break;
+  }
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
                           ConvAlgorithm algo) {
   if (s.N * s.H * s.W == 0) return;
-  if (use_direct(s, algo)) backward_data_direct(s, dy, w, dx);
-  else if (s.sh == 1 && s.sw == 1) backward_data_stride1(s, dy, w, dx);
-  else backward_data_strided(s, dy, w, dx);
+  const ConvAlgorithm a = resolve(s, algo);
+  if (a == ConvAlgorithm::direct) {
+    backward_data_direct(s, dy, w, dx);
+  } else if (a == ConvAlgorithm::winograd) {
+    // dx = conv(dy, w flipped in (r, s) and transposed to (K, C)), padding R-1-pt.
+    Buffer<float> wf(static_cast<std::size_t>(s.R * s.S * s.K * s.C));
+    for (i64 r = 0; r < s.R; ++r)
+      for (i64 t = 0; t < s.S; ++t) {
+        const float* src = w + ((s.R - 1 - r) * s.S + (s.S - 1 - t)) * s.C * s.K;
+        float* dst = wf.data() + (r * s.S + t) * s.K * s.C;
+        for (i64 c = 0; c < s.C; ++c)
+          for (i64 k = 0; k < s.K; ++k) dst[k * s.C + c] = src[c * s.K + k];
+      }
+    winograd_conv2d(s.N, s.P, s.Q, s.K, s.C, static_cast<int>(s.R), s.R - 1 - s.pt, s.S - 1 - s.pl, s.H, s.W,
+                    dy, wf.data(), nullptr, dx, false);
+  } else if (s.sh == 1 && s.sw == 1) {
+    backward_data_stride1(s, dy, w, dx);
+  } else {
+    backward_data_strided(s, dy, w, dx);
+  }
 }
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
                             ConvAlgorithm algo) {
-  if (use_direct(s, algo)) backward_weight_direct(s, dy, x, dw);
+  if (resolve(s, algo) == ConvAlgorithm::direct) backward_weight_direct(s, dy, x, dw);
   else backward_weight_gemm(s, dy, x, dw);
 }
 

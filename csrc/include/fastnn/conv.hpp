@@ -27,7 +27,10 @@ struct Conv2dShape {
   i64 P, Q;            // output spatial size
 };
 
-enum class ConvAlgorithm { automatic, direct, gemm };
+enum class ConvAlgorithm { automatic, direct, gemm, winograd };
+
+// The algorithm "auto" picks for a shape (a fixed rule of the shape only).
+ConvAlgorithm conv2d_auto_algorithm(const Conv2dShape& s);
 
 // Fills P and Q; throws std::invalid_argument on impossible geometry.
 void conv2d_finish_shape(Conv2dShape& s);

@@ -1,0 +1,235 @@
+// Per-ISA body of the Winograd convolution (included by conv_winograd.cpp,
+// conv_winograd_avx2.cpp and conv_winograd_avx512.cpp, each compiled for its
+// ISA so the channel loops of the transforms vectorize at that width).
+#pragma once
+#include <algorithm>
+
+#include "fastnn/gemm.hpp"
+#include "winograd_transforms.hpp"
+
+namespace fastnn {
+namespace FASTNN_WINOGRAD_NS {
+
+// Compile-time copies of the transforms (the same numbers winograd_transforms()
+// computes), so unrolled loops drop zero terms and multiplications by one.
+template <int A>
+struct WinoConst;
+template <>
+struct WinoConst<4> {
+  static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 0.5f, 0.5f, 0}, {0, -0.5f, 0.5f, 0}, {0, -1, 0, 1}};
+  static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, 1}};
+};
+template <>
+struct WinoConst<6> {
+  static constexpr float BT[6][6] = {
+      {1.0f, -1.5f, -2.0f, 1.5f, 1.0f, 0.0f},
+      {0.0f, -0.33333333333333335f, 0.16666666666666652f, 0.8333333333333335f, 0.3333333333333334f, 0.0f},
+      {0.0f, -0.33333333333333304f, 0.8333333333333335f, -0.16666666666666696f, -0.3333333333333335f, 0.0f},
+      {0.0f, 2.1333333333333337f, 1.0666666666666669f, -2.133333333333334f, -1.066666666666667f, 0.0f},
+      {0.0f, 0.03333333333333338f, -0.06666666666666668f, -0.033333333333333326f, 0.06666666666666668f, 0.0f},
+      {0.0f, 1.0f, -1.5f, -2.0f, 1.5f, 1.0f}};
+  static constexpr float AT[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 0.5f, -2.0f, 1}};
+};
+
+constexpr int kLanes = 16;
+
+// V[(a*A + b)*vstride + c] = (BT d BT^T)[a][b] for channels [c0, c0 + L), where
+// d[i][j] is the C-vector at src[i*A + j].
+template <int A, int L>
+inline void input_transform(const float* const* src, i64 c0, float* V, i64 vstride) {
+  using K = WinoConst<A>;
+  float d[A][A][L], t[A][A][L];
+#pragma GCC unroll 36
+  for (int i = 0; i < A * A; ++i)
+    for (int l = 0; l < L; ++l) d[i / A][i % A][l] = src[i][c0 + l];
+#pragma GCC unroll 6
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 6
+    for (int j = 0; j < A; ++j) {
+      float acc[L] = {};
+#pragma GCC unroll 6
+      for (int i = 0; i < A; ++i) {
+        if (K::BT[a][i] == 0.0f) continue;
+        for (int l = 0; l < L; ++l) acc[l] += K::BT[a][i] * d[i][j][l];
+      }
+      for (int l = 0; l < L; ++l) t[a][j][l] = acc[l];
+    }
+#pragma GCC unroll 6
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 6
+    for (int bb = 0; bb < A; ++bb) {
+      float acc[L] = {};
+#pragma GCC unroll 6
+      for (int j = 0; j < A; ++j) {
+        if (K::BT[bb][j] == 0.0f) continue;
+        for (int l = 0; l < L; ++l) acc[l] += K::BT[bb][j] * t[a][j][l];
+      }
+      float* o = V + (a * A + bb) * vstride + c0;
+      for (int l = 0; l < L; ++l) o[l] = acc[l];
+    }
+}
+
+// out[oi][oj] (K-vectors) = (AT M AT^T)[oi][oj] for channels [k0, k0 + L);
+// M[a][b] is at m + (a*A + b)*mstride.
+template <int A, int L>
+inline void output_transform(const float* m, i64 mstride, i64 k0, float (&out)[2][2][L]) {
+  using K = WinoConst<A>;
+  float t[2][A][L];
+#pragma GCC unroll 2
+  for (int oi = 0; oi < 2; ++oi)
+#pragma GCC unroll 6
+    for (int bb = 0; bb < A; ++bb) {
+      float acc[L] = {};
+#pragma GCC unroll 6
+      for (int a = 0; a < A; ++a) {
+        if (K::AT[oi][a] == 0.0f) continue;
+        const float* src = m + (a * A + bb) * mstride + k0;
+        for (int l = 0; l < L; ++l) acc[l] += K::AT[oi][a] * src[l];
+      }
+      for (int l = 0; l < L; ++l) t[oi][bb][l] = acc[l];
+    }
+#pragma GCC unroll 2
+  for (int oi = 0; oi < 2; ++oi)
+#pragma GCC unroll 2
+    for (int oj = 0; oj < 2; ++oj) {
+      float acc[L] = {};
+#pragma GCC unroll 6
+      for (int bb = 0; bb < A; ++bb) {
+        if (K::AT[oj][bb] == 0.0f) continue;
+        for (int l = 0; l < L; ++l) acc[l] += K::AT[oj][bb] * t[oi][bb][l];
+      }
+      for (int l = 0; l < L; ++l) out[oi][oj][l] = acc[l];
+    }
+}
+
+template <int A>
+inline void input_transform_all(const float* const* src, i64 C, float* V, i64 vstride) {
+  i64 c0 = 0;
+  for (; c0 + kLanes <= C; c0 += kLanes) input_transform<A, kLanes>(src, c0, V, vstride);
+  for (; c0 < C; ++c0) input_transform<A, 1>(src, c0, V, vstride);
+}
+
+template <int A>
+inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt, i64 pl, i64 P, i64 Q,
+                     const float* x, const float* w, const float* b, float* y, bool relu) {
+  if (N * P * Q == 0) return;
+  constexpr int A2 = A * A;
+  const MicroKernels& uk = micro_kernels();
+  const int MR = uk.MR, NR = uk.NR;
+  const i64 th = ceil_div(P, 2), tw = ceil_div(Q, 2);
+  const i64 ntiles = N * th * tw;
+  const i64 nblocks = ceil_div(ntiles, kTileBlock);
+  const i64 npanels = ceil_div(K, NR);
+
+  // U[xi][c][k] = (G g G^T)[xi] for each (c, k), computed in double.
+  Buffer<float> U(static_cast<std::size_t>(A2 * C * K));
+#pragma omp parallel for num_threads(num_threads()) schedule(static) if (C * K > 4096)
+  for (i64 ck = 0; ck < C * K; ++ck) {
+    const i64 c = ck / K, k = ck % K;
+    double tmp[kMaxAlpha][5];
+    for (int a = 0; a < A; ++a)
+      for (int j = 0; j < r; ++j) {
+        double acc = 0.0;
+        for (int i = 0; i < r; ++i) acc += double(T.G[a][i]) * w[((i * r + j) * C + c) * K + k];
+        tmp[a][j] = acc;
+      }
+    for (int a = 0; a < A; ++a)
+      for (int bb = 0; bb < A; ++bb) {
+        double acc = 0.0;
+        for (int j = 0; j < r; ++j) acc += tmp[a][j] * double(T.G[bb][j]);
+        U[(static_cast<i64>(a * A + bb) * C + c) * K + k] = static_cast<float>(acc);
+      }
+  }
+  Buffer<float> zeros(static_cast<std::size_t>(std::max(C, K)));
+  zeros.zero();
+  const int flags_gemm = 0;
+  const int nthreads = (2.0 * ntiles * 4 * r * r * C * K < 2.0e5) ? 1 : num_threads();
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  {
+    Buffer<float> V(static_cast<std::size_t>(A2 * kTileBlock * C));
+    Buffer<float> M(static_cast<std::size_t>(A2 * kTileBlock * K));
+    Buffer<const float*> src(static_cast<std::size_t>(A2));
+    Buffer<const float*> aptr(static_cast<std::size_t>(MR));
+    Buffer<const float*> bseg(static_cast<std::size_t>(1));
+#pragma omp for schedule(static)
+    for (i64 blk = 0; blk < nblocks; ++blk) {
+      const i64 t0 = blk * kTileBlock;
+      const i64 tb = std::min<i64>(kTileBlock, ntiles - t0);
+      // 1. input transform: V[xi][t][c] = (BT d BT^T)[xi]
+      for (i64 t = 0; t < tb; ++t) {
+        const i64 tile = t0 + t;
+        const i64 n = tile / (th * tw), ti = (tile / tw) % th, tj = tile % tw;
+        const i64 h0 = 2 * ti - pt, w0 = 2 * tj - pl;
+        for (int a = 0; a < A; ++a)
+          for (int bb = 0; bb < A; ++bb) {
+            const i64 h = h0 + a, ww = w0 + bb;
+            src[a * A + bb] = (h >= 0 && h < H && ww >= 0 && ww < W) ? x + ((n * H + h) * W + ww) * C
+                                                                    : zeros.data();
+          }
+        input_transform_all<A>(src.data(), C, V.data() + t * C, kTileBlock * C);
+      }
+      // 2. alpha^2 GEMMs: M[xi] (tb x K) = V[xi] (tb x C) . U[xi] (C x K)
+      for (int xi = 0; xi < A2; ++xi) {
+        const float* Vx = V.data() + static_cast<i64>(xi) * kTileBlock * C;
+        const float* Ux = U.data() + static_cast<i64>(xi) * C * K;
+        float* Mx = M.data() + static_cast<i64>(xi) * kTileBlock * K;
+        for (i64 i0 = 0; i0 < tb; i0 += MR) {
+          const int mr = static_cast<int>(std::min<i64>(MR, tb - i0));
+          for (int i = 0; i < MR; ++i) aptr[i] = i < mr ? Vx + (i0 + i) * C : zeros.data();
+          for (i64 j = 0; j < npanels; ++j) {
+            const int nr = static_cast<int>(std::min<i64>(NR, K - j * NR));
+            bseg[0] = Ux + j * NR;
+            uk.rowptr(1, C, aptr.data(), bseg.data(), K, Mx + i0 * K + j * NR, K, mr, nr, flags_gemm,
+                      nullptr);
+          }
+        }
+      }
+      // 3. output transform: Y (2x2) = AT M AT^T, then bias and ReLU
+      for (i64 t = 0; t < tb; ++t) {
+        const i64 tile = t0 + t;
+        const i64 n = tile / (th * tw), ti = (tile / tw) % th, tj = tile % tw;
+        const float* mt = M.data() + t * K;
+        for (i64 k0 = 0; k0 < K; k0 += kLanes) {
+          const int L = static_cast<int>(std::min<i64>(kLanes, K - k0));
+          float out[2][2][kLanes];
+          if (L == kLanes) {
+            output_transform<A, kLanes>(mt, kTileBlock * K, k0, out);
+          } else {
+            for (int l = 0; l < L; ++l) {
+              float o1[2][2][1];
+              output_transform<A, 1>(mt, kTileBlock * K, k0 + l, o1);
+              for (int u = 0; u < 4; ++u) out[u / 2][u % 2][l] = o1[u / 2][u % 2][0];
+            }
+          }
+          for (int oi = 0; oi < 2; ++oi) {
+            const i64 p = 2 * ti + oi;
+            if (p >= P) continue;
+            for (int oj = 0; oj < 2; ++oj) {
+              const i64 q = 2 * tj + oj;
+              if (q >= Q) continue;
+              float* o = y + ((n * P + p) * Q + q) * K + k0;
+              for (int l = 0; l < L; ++l) {
+                float v = out[oi][oj][l];
+                if (b) v += b[k0 + l];
+                if (relu && v < 0.0f) v = 0.0f;
+                o[l] = v;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+
+inline void winograd_conv2d_impl(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt,
+                                 i64 pl, i64 P, i64 Q, const float* x, const float* w, const float* b, float* y,
+                                 bool relu) {
+  if (r == 3) winograd_tiles<4>(T, N, H, W, C, K, r, pt, pl, P, Q, x, w, b, y, relu);
+  else winograd_tiles<6>(T, N, H, W, C, K, r, pt, pl, P, Q, x, w, b, y, relu);
+}
+
+}  // namespace FASTNN_WINOGRAD_NS
+}  // namespace fastnn
