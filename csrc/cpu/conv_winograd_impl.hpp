@@ -3,6 +3,7 @@
 // ISA so the channel loops of the transforms vectorize at that width).
 #pragma once
 #include <algorithm>
+#include <cstring>
 
 #include "fastnn/gemm.hpp"
 #include "winograd_transforms.hpp"
@@ -32,81 +33,83 @@ struct WinoConst<6> {
 };
 
 constexpr int kLanes = 16;
+// A vector of kLanes floats (GCC/Clang vector extension): lowered to one zmm,
+// two ymm or four xmm registers by each ISA's compilation of this file.
+typedef float vec16 __attribute__((vector_size(kLanes * sizeof(float))));
 
-// V[(a*A + b)*vstride + c] = (BT d BT^T)[a][b] for channels [c0, c0 + L), where
-// d[i][j] is the C-vector at src[i*A + j].
-template <int A, int L>
+template <typename V>
+inline V load_v(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <typename V>
+inline void store_v(float* p, V v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// V[(a*A + b)*vstride + c0 ...] = (BT d BT^T)[a][b], where d[i][j] is the vector
+// at src[i*A + j] + c0. V is vec16 (16 channels) or float (one channel).
+template <int A, typename VT>
 inline void input_transform(const float* const* src, i64 c0, float* V, i64 vstride) {
   using K = WinoConst<A>;
-  float d[A][A][L], t[A][A][L];
+  VT d[A][A], t[A][A];
 #pragma GCC unroll 36
-  for (int i = 0; i < A * A; ++i)
-    for (int l = 0; l < L; ++l) d[i / A][i % A][l] = src[i][c0 + l];
+  for (int i = 0; i < A * A; ++i) d[i / A][i % A] = load_v<VT>(src[i] + c0);
 #pragma GCC unroll 6
   for (int a = 0; a < A; ++a)
 #pragma GCC unroll 6
     for (int j = 0; j < A; ++j) {
-      float acc[L] = {};
+      VT acc = d[0][j] * K::BT[a][0];
 #pragma GCC unroll 6
-      for (int i = 0; i < A; ++i) {
-        if (K::BT[a][i] == 0.0f) continue;
-        for (int l = 0; l < L; ++l) acc[l] += K::BT[a][i] * d[i][j][l];
-      }
-      for (int l = 0; l < L; ++l) t[a][j][l] = acc[l];
+      for (int i = 1; i < A; ++i)
+        if (K::BT[a][i] != 0.0f) acc += d[i][j] * K::BT[a][i];
+      t[a][j] = acc;
     }
 #pragma GCC unroll 6
   for (int a = 0; a < A; ++a)
 #pragma GCC unroll 6
     for (int bb = 0; bb < A; ++bb) {
-      float acc[L] = {};
+      VT acc = t[a][0] * K::BT[bb][0];
 #pragma GCC unroll 6
-      for (int j = 0; j < A; ++j) {
-        if (K::BT[bb][j] == 0.0f) continue;
-        for (int l = 0; l < L; ++l) acc[l] += K::BT[bb][j] * t[a][j][l];
-      }
-      float* o = V + (a * A + bb) * vstride + c0;
-      for (int l = 0; l < L; ++l) o[l] = acc[l];
+      for (int j = 1; j < A; ++j)
+        if (K::BT[bb][j] != 0.0f) acc += t[a][j] * K::BT[bb][j];
+      store_v<VT>(V + (a * A + bb) * vstride + c0, acc);
     }
 }
 
-// out[oi][oj] (K-vectors) = (AT M AT^T)[oi][oj] for channels [k0, k0 + L);
-// M[a][b] is at m + (a*A + b)*mstride.
-template <int A, int L>
-inline void output_transform(const float* m, i64 mstride, i64 k0, float (&out)[2][2][L]) {
+// out[oi][oj] = (AT M AT^T)[oi][oj] for channels k0 ...; M[a][b] at m + (a*A + b)*mstride + k0.
+template <int A, typename VT>
+inline void output_transform(const float* m, i64 mstride, i64 k0, VT (&out)[2][2]) {
   using K = WinoConst<A>;
-  float t[2][A][L];
+  VT t[2][A];
 #pragma GCC unroll 2
   for (int oi = 0; oi < 2; ++oi)
 #pragma GCC unroll 6
     for (int bb = 0; bb < A; ++bb) {
-      float acc[L] = {};
+      VT acc = load_v<VT>(m + bb * mstride + k0) * K::AT[oi][0];
 #pragma GCC unroll 6
-      for (int a = 0; a < A; ++a) {
-        if (K::AT[oi][a] == 0.0f) continue;
-        const float* src = m + (a * A + bb) * mstride + k0;
-        for (int l = 0; l < L; ++l) acc[l] += K::AT[oi][a] * src[l];
-      }
-      for (int l = 0; l < L; ++l) t[oi][bb][l] = acc[l];
+      for (int a = 1; a < A; ++a)
+        if (K::AT[oi][a] != 0.0f) acc += load_v<VT>(m + (a * A + bb) * mstride + k0) * K::AT[oi][a];
+      t[oi][bb] = acc;
     }
 #pragma GCC unroll 2
   for (int oi = 0; oi < 2; ++oi)
 #pragma GCC unroll 2
     for (int oj = 0; oj < 2; ++oj) {
-      float acc[L] = {};
+      VT acc = t[oi][0] * K::AT[oj][0];
 #pragma GCC unroll 6
-      for (int bb = 0; bb < A; ++bb) {
-        if (K::AT[oj][bb] == 0.0f) continue;
-        for (int l = 0; l < L; ++l) acc[l] += K::AT[oj][bb] * t[oi][bb][l];
-      }
-      for (int l = 0; l < L; ++l) out[oi][oj][l] = acc[l];
+      for (int bb = 1; bb < A; ++bb)
+        if (K::AT[oj][bb] != 0.0f) acc += t[oi][bb] * K::AT[oj][bb];
+      out[oi][oj] = acc;
     }
 }
 
 template <int A>
 inline void input_transform_all(const float* const* src, i64 C, float* V, i64 vstride) {
   i64 c0 = 0;
-  for (; c0 + kLanes <= C; c0 += kLanes) input_transform<A, kLanes>(src, c0, V, vstride);
-  for (; c0 < C; ++c0) input_transform<A, 1>(src, c0, V, vstride);
+  for (; c0 + kLanes <= C; c0 += kLanes) input_transform<A, vec16>(src, c0, V, vstride);
+  for (; c0 < C; ++c0) input_transform<A, float>(src, c0, V, vstride);
 }
 
 template <int A>
@@ -194,12 +197,14 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
           const int L = static_cast<int>(std::min<i64>(kLanes, K - k0));
           float out[2][2][kLanes];
           if (L == kLanes) {
-            output_transform<A, kLanes>(mt, kTileBlock * K, k0, out);
+            vec16 o[2][2];
+            output_transform<A, vec16>(mt, kTileBlock * K, k0, o);
+            for (int u = 0; u < 4; ++u) store_v<vec16>(out[u / 2][u % 2], o[u / 2][u % 2]);
           } else {
             for (int l = 0; l < L; ++l) {
-              float o1[2][2][1];
-              output_transform<A, 1>(mt, kTileBlock * K, k0 + l, o1);
-              for (int u = 0; u < 4; ++u) out[u / 2][u % 2][l] = o1[u / 2][u % 2][0];
+              float o1[2][2];
+              output_transform<A, float>(mt, kTileBlock * K, k0 + l, o1);
+              for (int u = 0; u < 4; ++u) out[u / 2][u % 2][l] = o1[u / 2][u % 2];
             }
           }
           for (int oi = 0; oi < 2; ++oi) {
@@ -209,12 +214,14 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
               const i64 q = 2 * tj + oj;
               if (q >= Q) continue;
               float* o = y + ((n * P + p) * Q + q) * K + k0;
-              for (int l = 0; l < L; ++l) {
-                float v = out[oi][oj][l];
-                if (b) v += b[k0 + l];
-                if (relu && v < 0.0f) v = 0.0f;
-                o[l] = v;
+              const float* v = out[oi][oj];
+              if (b) {
+                for (int l = 0; l < L; ++l) o[l] = v[l] + b[k0 + l];
+              } else {
+                for (int l = 0; l < L; ++l) o[l] = v[l];
               }
+              if (relu)
+                for (int l = 0; l < L; ++l) o[l] = o[l] < 0.0f ? 0.0f : o[l];
             }
           }
         }
