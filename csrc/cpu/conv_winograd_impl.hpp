@@ -124,24 +124,41 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
   const i64 nblocks = ceil_div(ntiles, kTileBlock);
   const i64 npanels = ceil_div(K, NR);
 
-  // U[xi][c][k] = (G g G^T)[xi] for each (c, k), computed in double.
-  Buffer<float> U(static_cast<std::size_t>(A2 * C * K));
-#pragma omp parallel for num_threads(num_threads()) schedule(static) if (C * K > 4096)
-  for (i64 ck = 0; ck < C * K; ++ck) {
-    const i64 c = ck / K, k = ck % K;
-    double tmp[kMaxAlpha][5];
-    for (int a = 0; a < A; ++a)
-      for (int j = 0; j < r; ++j) {
-        double acc = 0.0;
-        for (int i = 0; i < r; ++i) acc += double(T.G[a][i]) * w[((i * r + j) * C + c) * K + k];
-        tmp[a][j] = acc;
-      }
-    for (int a = 0; a < A; ++a)
-      for (int bb = 0; bb < A; ++bb) {
-        double acc = 0.0;
-        for (int j = 0; j < r; ++j) acc += tmp[a][j] * double(T.G[bb][j]);
-        U[(static_cast<i64>(a * A + bb) * C + c) * K + k] = static_cast<float>(acc);
-      }
+  // U[xi][c][k] = (G g G^T)[xi] for each (c, k): per input channel, vectors over k.
+  static thread_local Buffer<float> U_tls;
+  U_tls.resize(static_cast<std::size_t>(A2 * C * K + K));
+  float* U = U_tls.data();
+  const int uthreads = C * K * A2 < (1 << 14) ? 1 : num_threads();
+#pragma omp parallel num_threads(uthreads) if (uthreads > 1)
+  {
+    static thread_local Buffer<float> tmp_tls;
+    tmp_tls.resize(static_cast<std::size_t>(A * 5 * K));
+    float* tmp = tmp_tls.data();
+#pragma omp for schedule(static)
+    for (i64 c = 0; c < C; ++c) {
+      for (int a = 0; a < A; ++a)
+        for (int j = 0; j < r; ++j) {
+          float* o = tmp + (a * 5 + j) * K;
+          for (i64 k = 0; k < K; ++k) o[k] = 0.0f;
+          for (int i = 0; i < r; ++i) {
+            const float g = T.G[a][i];
+            if (g == 0.0f) continue;
+            const float* src = w + ((i * r + j) * C + c) * K;
+            for (i64 k = 0; k < K; ++k) o[k] += g * src[k];
+          }
+        }
+      for (int a = 0; a < A; ++a)
+        for (int bb = 0; bb < A; ++bb) {
+          float* o = U + (static_cast<i64>(a * A + bb) * C + c) * K;
+          for (i64 k = 0; k < K; ++k) o[k] = 0.0f;
+          for (int j = 0; j < r; ++j) {
+            const float g = T.G[bb][j];
+            if (g == 0.0f) continue;
+            const float* src = tmp + (a * 5 + j) * K;
+            for (i64 k = 0; k < K; ++k) o[k] += src[k] * g;
+          }
+        }
+    }
   }
   Buffer<float> zeros(static_cast<std::size_t>(std::max(C, K)));
   zeros.zero();
@@ -150,8 +167,11 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
-    Buffer<float> V(static_cast<std::size_t>(A2 * kTileBlock * C));
-    Buffer<float> M(static_cast<std::size_t>(A2 * kTileBlock * K));
+    // Per-thread scratch kept across calls (grow-only), so small calls do not
+    // page-fault fresh buffers.
+    static thread_local Buffer<float> V, M;
+    V.resize(static_cast<std::size_t>(A2 * kTileBlock * C));
+    M.resize(static_cast<std::size_t>(A2 * kTileBlock * K));
     Buffer<const float*> src(static_cast<std::size_t>(A2));
     Buffer<const float*> aptr(static_cast<std::size_t>(MR));
     Buffer<const float*> bseg(static_cast<std::size_t>(1));
@@ -175,7 +195,7 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
       // 2. alpha^2 GEMMs: M[xi] (tb x K) = V[xi] (tb x C) . U[xi] (C x K)
       for (int xi = 0; xi < A2; ++xi) {
         const float* Vx = V.data() + static_cast<i64>(xi) * kTileBlock * C;
-        const float* Ux = U.data() + static_cast<i64>(xi) * C * K;
+        const float* Ux = U + static_cast<i64>(xi) * C * K;
         float* Mx = M.data() + static_cast<i64>(xi) * kTileBlock * K;
         for (i64 i0 = 0; i0 < tb; i0 += MR) {
           const int mr = static_cast<int>(std::min<i64>(MR, tb - i0));
