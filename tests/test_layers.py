@@ -10,24 +10,12 @@ import reference as ref
 from helpers import compare
 
 import fastnn as fnn
+from fastnn.demo import build_mnist_cnn
 from fastnn import layers
 
 
 def workbook_cnn():
-    return fnn.Sequential([
-        layers.Conv2D(32, 5, padding="same", activation="relu", input_shape=(28, 28, 1)),
-        layers.Conv2D(32, 5, padding="same", activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Dropout(0.25),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPool2D(2, strides=2),
-        layers.Dropout(0.25),
-        layers.Flatten(),
-        layers.Dense(256, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    return build_mnist_cnn()
 
 
 # What Keras 3 reports for the workbook CNN (model.summary() there).

@@ -17,26 +17,14 @@ import reference as ref
 from helpers import compare, same_bits, threads
 
 import fastnn as fnn
+from fastnn.demo import build_mnist_cnn
 from fastnn import callbacks, layers, optimizers
 from fastnn.data import ImageDataGenerator, to_categorical
 
 
 # ---------------------------------------------------------------- helpers
 def workbook_cnn():
-    return fnn.Sequential([
-        layers.Conv2D(32, 5, padding="same", activation="relu", input_shape=(28, 28, 1)),
-        layers.Conv2D(32, 5, padding="same", activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Dropout(0.25),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPool2D(2, strides=2),
-        layers.Dropout(0.25),
-        layers.Flatten(),
-        layers.Dense(256, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    return build_mnist_cnn()
 
 
 def small_cnn(seed=0, optimizer="adam", loss="categorical_crossentropy", bn=True, dropout=0.3):

@@ -181,6 +181,18 @@ void forward_gemm(const Conv2dShape& s, const float* x, const float* w, const fl
   }
 }
 
+// wf[r'][s'][k][c] = w[R-1-r'][S-1-s'][c][k]: the kernel of the data gradient
+// seen as a convolution of dy.
+void flip_transpose_weights(const Conv2dShape& s, const float* w, float* wf) {
+  for (i64 r = 0; r < s.R; ++r)
+    for (i64 t = 0; t < s.S; ++t) {
+      const float* src = w + ((s.R - 1 - r) * s.S + (s.S - 1 - t)) * s.C * s.K;
+      float* dst = wf + (r * s.S + t) * s.K * s.C;
+      for (i64 c = 0; c < s.C; ++c)
+        for (i64 k = 0; k < s.K; ++k) dst[k * s.C + c] = src[c * s.K + k];
+    }
+}
+
 // Data gradient, stride 1: dx = conv(dy padded by (R-1-pt, S-1-pl), w flipped
 // in (r, s) and transposed to (K, C)). Rows are input pixels, R segments of S*K
 // contiguous floats of padded dy; B segment r' is wf[r'] (S*K x C), packed once.
@@ -194,15 +206,8 @@ void backward_data_stride1(const Conv2dShape& s, const float* dy, const float* w
   const i64 npanels = ceil_div(s.C, NR);
   Buffer<float> dyp(static_cast<std::size_t>(s.N * Hq * Wq * s.K));
   shift_pad_nhwc(dy, s.N, s.P, s.Q, s.K, Hq, Wq, s.pt - (s.R - 1), s.pl - (s.S - 1), dyp.data());
-  // wf[r'][s'][k][c] = w[R-1-r'][S-1-s'][c][k]
   Buffer<float> wf(static_cast<std::size_t>(s.R * s.S * s.K * s.C));
-  for (i64 r = 0; r < s.R; ++r)
-    for (i64 t = 0; t < s.S; ++t) {
-      const float* src = w + ((s.R - 1 - r) * s.S + (s.S - 1 - t)) * s.C * s.K;
-      float* dst = wf.data() + (r * s.S + t) * s.K * s.C;
-      for (i64 c = 0; c < s.C; ++c)
-        for (i64 k = 0; k < s.K; ++k) dst[k * s.C + c] = src[c * s.K + k];
-    }
+  flip_transpose_weights(s, w, wf.data());
   Buffer<float> zeros(static_cast<std::size_t>(seglen));
   zeros.zero();
   Buffer<const float*> bseg(static_cast<std::size_t>(s.R * npanels));
@@ -426,13 +431,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   } else if (a == ConvAlgorithm::winograd) {
     // dx = conv(dy, w flipped in (r, s) and transposed to (K, C)), padding R-1-pt.
     Buffer<float> wf(static_cast<std::size_t>(s.R * s.S * s.K * s.C));
-    for (i64 r = 0; r < s.R; ++r)
-      for (i64 t = 0; t < s.S; ++t) {
-        const float* src = w + ((s.R - 1 - r) * s.S + (s.S - 1 - t)) * s.C * s.K;
-        float* dst = wf.data() + (r * s.S + t) * s.K * s.C;
-        for (i64 c = 0; c < s.C; ++c)
-          for (i64 k = 0; k < s.K; ++k) dst[k * s.C + c] = src[c * s.K + k];
-      }
+    flip_transpose_weights(s, w, wf.data());
     winograd_conv2d(s.N, s.P, s.Q, s.K, s.C, static_cast<int>(s.R), s.R - 1 - s.pt, s.S - 1 - s.pl, s.H, s.W,
                     dy, wf.data(), nullptr, dx, false);
   } else if (s.sh == 1 && s.sw == 1) {

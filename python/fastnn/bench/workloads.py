@@ -26,18 +26,10 @@ BATCH = 86
 
 
 def build_fastnn_cnn():
-    from fastnn import layers, optimizers
+    from fastnn import optimizers
+    from fastnn.demo import build_mnist_cnn
 
-    model = fastnn.Sequential([
-        layers.Conv2D(32, 5, padding="same", activation="relu", input_shape=(28, 28, 1)),
-        layers.Conv2D(32, 5, padding="same", activation="relu"),
-        layers.MaxPool2D(2), layers.Dropout(0.25),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPool2D(2, strides=2), layers.Dropout(0.25),
-        layers.Flatten(), layers.Dense(256, activation="relu"), layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    model = build_mnist_cnn()
     model.compile(optimizer=optimizers.RMSprop(learning_rate=1e-3, rho=0.9, epsilon=1e-8),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     return model
