@@ -128,57 +128,65 @@ void shift_pad_nhwc(const float* in, i64 N, i64 Hi, i64 Wi, i64 C, i64 Ho, i64 W
   }
 }
 
-// Forward: rows are output pixels m = (n, p, q) in tiles of MR, columns output
-// channels in panels of NR. The reduction runs over R segments (one per kernel
-// row r) of S*C contiguous floats of the padded input -- row p*sh + r, columns
-// q*sw .. q*sw + S - 1 -- against the S*C x K block of w for that r, read in
-// place with row stride K. Summation order per output: r, then s, then c.
-void forward_gemm(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                  float* y, bool relu) {
+// The tile loop shared by the forward pass and the stride-1 data gradient.
+// Output rows m = (n, a, b) of an N x A x B grid, in tiles of MR; row m reads R
+// segments of `seglen` contiguous floats, segment r at
+// src + ((n*Hs + a*sa + r)*Ws + b*sb)*cs; B segment r is the seglen x ncols
+// block at wmat + r*seglen*ncols (row stride ncols). out is (N*A*B) x ncols.
+// Summation order per output: segments in order, then along each segment.
+void segment_gemm(i64 N, i64 A, i64 B, i64 sa, i64 sb, const float* src, i64 Hs, i64 Ws, i64 cs, i64 R,
+                  i64 seglen, const float* wmat, i64 ncols, const float* bias, bool relu, float* out) {
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
-  const i64 M = s.N * s.P * s.Q;
-  const i64 Hp = s.H + s.pt + s.pb, Wp = s.W + s.pl + s.pr;
-  const i64 seglen = s.S * s.C;
+  const i64 M = N * A * B, AB = A * B;
   const i64 ntiles = ceil_div(M, MR);
-  const i64 npanels = ceil_div(s.K, NR);
-  const bool padded = s.pt || s.pb || s.pl || s.pr;
-  Buffer<float> xpad(static_cast<std::size_t>(padded ? s.N * Hp * Wp * s.C : 1));
-  if (padded) shift_pad_nhwc(x, s.N, s.H, s.W, s.C, Hp, Wp, -s.pt, -s.pl, xpad.data());
-  const float* xp = padded ? xpad.data() : x;
+  const i64 npanels = ceil_div(ncols, NR);
   Buffer<float> zeros(static_cast<std::size_t>(seglen));
   zeros.zero();
-  Buffer<const float*> bseg(static_cast<std::size_t>(s.R * npanels));
+  Buffer<const float*> bseg(static_cast<std::size_t>(R * npanels));
   for (i64 j = 0; j < npanels; ++j)
-    for (i64 r = 0; r < s.R; ++r) bseg[j * s.R + r] = w + r * seglen * s.K + j * NR;
-  const int flags = (b ? kBias : 0) | (relu ? kRelu : 0);
-  const i64 PQ = s.P * s.Q;
-  const int nthreads = (2.0 * M * s.K * s.R * seglen < 2.0e5) ? 1 : num_threads();
+    for (i64 r = 0; r < R; ++r) bseg[j * R + r] = wmat + r * seglen * ncols + j * NR;
+  const int flags = (bias ? kBias : 0) | (relu ? kRelu : 0);
+  const int nthreads = (2.0 * M * ncols * R * seglen < 2.0e5) ? 1 : num_threads();
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
-    Buffer<const float*> aptr(static_cast<std::size_t>(s.R * MR));
+    Buffer<const float*> aptr(static_cast<std::size_t>(R * MR));
 #pragma omp for schedule(static)
     for (i64 tile = 0; tile < ntiles; ++tile) {
       const i64 m0 = tile * MR;
       const int mr = static_cast<int>(std::min<i64>(MR, M - m0));
       for (int i = 0; i < MR; ++i) {
         if (i >= mr) {
-          for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = zeros.data();
+          for (i64 r = 0; r < R; ++r) aptr[r * MR + i] = zeros.data();
           continue;
         }
         const i64 m = m0 + i;
-        const i64 n = m / PQ, pq = m % PQ, p = pq / s.Q, q = pq % s.Q;
-        const float* base = xp + ((n * Hp + p * s.sh) * Wp + q * s.sw) * s.C;
-        for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = base + r * Wp * s.C;
+        const i64 n = m / AB, ab = m % AB, a = ab / B, b = ab % B;
+        const float* base = src + ((n * Hs + a * sa) * Ws + b * sb) * cs;
+        for (i64 r = 0; r < R; ++r) aptr[r * MR + i] = base + r * Ws * cs;
       }
       for (i64 j = 0; j < npanels; ++j) {
-        const int nr = static_cast<int>(std::min<i64>(NR, s.K - j * NR));
-        uk.rowptr(static_cast<int>(s.R), seglen, aptr.data(), bseg.data() + j * s.R, s.K,
-                  y + m0 * s.K + j * NR, s.K, mr, nr, flags, b ? b + j * NR : nullptr);
+        const int nr = static_cast<int>(std::min<i64>(NR, ncols - j * NR));
+        uk.rowptr(static_cast<int>(R), seglen, aptr.data(), bseg.data() + j * R, ncols,
+                  out + m0 * ncols + j * NR, ncols, mr, nr, flags, bias ? bias + j * NR : nullptr);
       }
     }
   }
+}
+
+// Forward: rows are output pixels (n, p, q), columns output channels; the
+// reduction runs over R segments (one per kernel row r) of S*C contiguous
+// floats of the padded input -- row p*sh + r, columns q*sw .. q*sw + S - 1 --
+// against the S*C x K block of w for that r, read in place.
+void forward_gemm(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                  float* y, bool relu) {
+  const i64 Hp = s.H + s.pt + s.pb, Wp = s.W + s.pl + s.pr;
+  const bool padded = s.pt || s.pb || s.pl || s.pr;
+  Buffer<float> xpad(static_cast<std::size_t>(padded ? s.N * Hp * Wp * s.C : 1));
+  if (padded) shift_pad_nhwc(x, s.N, s.H, s.W, s.C, Hp, Wp, -s.pt, -s.pl, xpad.data());
+  segment_gemm(s.N, s.P, s.Q, s.sh, s.sw, padded ? xpad.data() : x, Hp, Wp, s.C, s.R, s.S * s.C, w, s.K, b,
+               relu, y);
 }
 
 // wf[r'][s'][k][c] = w[R-1-r'][S-1-s'][c][k]: the kernel of the data gradient
@@ -194,52 +202,15 @@ void flip_transpose_weights(const Conv2dShape& s, const float* w, float* wf) {
 }
 
 // Data gradient, stride 1: dx = conv(dy padded by (R-1-pt, S-1-pl), w flipped
-// in (r, s) and transposed to (K, C)). Rows are input pixels, R segments of S*K
-// contiguous floats of padded dy; B segment r' is wf[r'] (S*K x C), packed once.
+// in (r, s) and transposed to (K, C)): the forward tile loop with rows = input
+// pixels and R segments of S*K contiguous floats of padded dy.
 void backward_data_stride1(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  const MicroKernels& uk = micro_kernels();
-  const int MR = uk.MR, NR = uk.NR;
-  const i64 M = s.N * s.H * s.W;
   const i64 Hq = s.H + s.R - 1, Wq = s.W + s.S - 1;
-  const i64 seglen = s.S * s.K;
-  const i64 ntiles = ceil_div(M, MR);
-  const i64 npanels = ceil_div(s.C, NR);
   Buffer<float> dyp(static_cast<std::size_t>(s.N * Hq * Wq * s.K));
   shift_pad_nhwc(dy, s.N, s.P, s.Q, s.K, Hq, Wq, s.pt - (s.R - 1), s.pl - (s.S - 1), dyp.data());
   Buffer<float> wf(static_cast<std::size_t>(s.R * s.S * s.K * s.C));
   flip_transpose_weights(s, w, wf.data());
-  Buffer<float> zeros(static_cast<std::size_t>(seglen));
-  zeros.zero();
-  Buffer<const float*> bseg(static_cast<std::size_t>(s.R * npanels));
-  for (i64 j = 0; j < npanels; ++j)
-    for (i64 r = 0; r < s.R; ++r) bseg[j * s.R + r] = wf.data() + r * seglen * s.C + j * NR;
-  const i64 HW = s.H * s.W;
-  const int nthreads = (2.0 * M * s.K * s.R * s.S * s.C < 2.0e5) ? 1 : num_threads();
-
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-  {
-    Buffer<const float*> aptr(static_cast<std::size_t>(s.R * MR));
-#pragma omp for schedule(static)
-    for (i64 tile = 0; tile < ntiles; ++tile) {
-      const i64 m0 = tile * MR;
-      const int mr = static_cast<int>(std::min<i64>(MR, M - m0));
-      for (int i = 0; i < MR; ++i) {
-        if (i >= mr) {
-          for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = zeros.data();
-          continue;
-        }
-        const i64 m = m0 + i;
-        const i64 n = m / HW, hw = m % HW, h = hw / s.W, ww = hw % s.W;
-        const float* base = dyp.data() + ((n * Hq + h) * Wq + ww) * s.K;
-        for (i64 r = 0; r < s.R; ++r) aptr[r * MR + i] = base + r * Wq * s.K;
-      }
-      for (i64 j = 0; j < npanels; ++j) {
-        const int nr = static_cast<int>(std::min<i64>(NR, s.C - j * NR));
-        uk.rowptr(static_cast<int>(s.R), seglen, aptr.data(), bseg.data() + j * s.R, s.C,
-                  dx + m0 * s.C + j * NR, s.C, mr, nr, 0, nullptr);
-      }
-    }
-  }
+  segment_gemm(s.N, s.H, s.W, 1, 1, dyp.data(), Hq, Wq, s.K, s.R, s.S * s.K, wf.data(), s.C, nullptr, false, dx);
 }
 
 // Data gradient, any stride: rows are input pixels (n, h, w), columns input channels, the
