@@ -11,3 +11,4 @@ from ref_norm import *  # noqa: F401,F403
 from ref_dense import *  # noqa: F401,F403
 from ref_optim import *  # noqa: F401,F403
 from ref_augment import *  # noqa: F401,F403
+from ref_rnn import *  # noqa: F401,F403

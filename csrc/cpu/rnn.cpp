@@ -1,0 +1,466 @@
+// Recurrent kernels: LSTM, GRU (reset_after=True), SimpleRNN; forward and
+// backward through time. See fastnn/rnn.hpp for layouts and decisions.
+#include "fastnn/rnn.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "fastnn/activation.hpp"
+#include "fastnn/gemm.hpp"
+#define FASTNN_RNN_NS rnn_generic
+#include "rnn_cells_impl.hpp"
+
+namespace fastnn {
+namespace {
+
+constexpr int kMaxMR = 16;
+constexpr int kMaxNR = 32;
+
+// The per-step work partition: items (hidden column block jb of NR, row tile of MR),
+// column block outer so that a thread keeps its weight panels hot across row tiles.
+struct Grid {
+  const MicroKernels* uk;
+  int MR, NR;
+  i64 ntiles, nblocks, nitems;
+  int nthreads;
+};
+
+Grid make_grid(i64 N, i64 H, i64 G) {
+  Grid g;
+  g.uk = &micro_kernels();
+  g.MR = g.uk->MR;
+  g.NR = g.uk->NR;
+  if (g.MR > kMaxMR || g.NR > kMaxNR) throw std::logic_error("rnn: micro-kernel tile too large");
+  g.ntiles = ceil_div(N, g.MR);
+  g.nblocks = ceil_div(H, g.NR);
+  g.nitems = g.ntiles * g.nblocks;
+  // One barrier per step: only worth it when a step has real work.
+  const double step_flops = 2.0 * static_cast<double>(N) * G * H * H;
+  i64 nt = step_flops < 4.0e5 ? 1 : num_threads();
+  g.nthreads = static_cast<int>(std::max<i64>(1, std::min<i64>(nt, g.nitems)));
+  return g;
+}
+
+// Recurrent kernel U (H x G*H) -> panels P[jb][g] (H x NR, zero padded):
+// P[jb][g][k][jj] = U[k][g*H + jb*NR + jj].
+void pack_forward(const float* U, i64 H, i64 G, int NR, i64 nblocks, float* out) {
+  const i64 GH = G * H;
+  for (i64 jb = 0; jb < nblocks; ++jb)
+    for (i64 g = 0; g < G; ++g) {
+      float* p = out + (jb * G + g) * H * NR;
+      for (i64 k = 0; k < H; ++k)
+        for (int jj = 0; jj < NR; ++jj) {
+          const i64 j = jb * NR + jj;
+          p[k * NR + jj] = j < H ? U[k * GH + g * H + j] : 0.0f;
+        }
+    }
+}
+
+// U^T (G*H x H) -> panels Q[jb] (G*H x NR, zero padded): Q[jb][k][jj] = U[jb*NR + jj][k].
+void pack_backward(const float* U, i64 H, i64 G, int NR, i64 nblocks, float* out) {
+  const i64 GH = G * H;
+  for (i64 jb = 0; jb < nblocks; ++jb) {
+    float* p = out + jb * GH * NR;
+    for (i64 k = 0; k < GH; ++k)
+      for (int jj = 0; jj < NR; ++jj) {
+        const i64 j = jb * NR + jj;
+        p[k * NR + jj] = j < H ? U[j * GH + k] : 0.0f;
+      }
+  }
+}
+
+// Runs item(t, jb, tile) for every item of every step t = first, first+step, ...,
+// last; one parallel region, a barrier after each step.
+template <class F>
+void time_loop(const Grid& g, i64 first, i64 last, i64 step, F&& item) {
+#pragma omp parallel num_threads(g.nthreads) if (g.nthreads > 1)
+  {
+    for (i64 t = first;; t += step) {
+#pragma omp for schedule(static)
+      for (i64 w = 0; w < g.nitems; ++w) item(t, w / g.ntiles, w % g.ntiles);
+      if (t == last) break;
+    }
+  }
+}
+
+// Row n of h_{t-1}: h0 (or zeros) at t = 0, else h_seq[n, t-1].
+inline const float* prev_row(const float* h0, const float* seq, i64 n, i64 t, i64 T, i64 H,
+                             const float* zeros) {
+  return t == 0 ? (h0 ? h0 + n * H : zeros) : seq + (n * T + t - 1) * H;
+}
+
+// Hprev (N*T x H): row (n, t) = h_{t-1} of sample n.
+void build_hprev(i64 N, i64 T, i64 H, const float* h0, const float* h_seq,
+                 const float* zeros, float* out) {
+  for (i64 n = 0; n < N; ++n)
+    for (i64 t = 0; t < T; ++t)
+      std::memcpy(out + (n * T + t) * H, prev_row(h0, h_seq, n, t, T, H, zeros),
+                  sizeof(float) * static_cast<std::size_t>(H));
+}
+
+void last_step(i64 N, i64 T, i64 H, const float* seq, float* out) {
+  for (i64 n = 0; n < N; ++n)
+    std::memcpy(out + n * H, seq + (n * T + T - 1) * H, sizeof(float) * static_cast<std::size_t>(H));
+}
+
+// C (M x Nc, row stride ldc) = A^T B summed over k < K, with A(k, i) = A[k*lda + i] and
+// B(k, j) = B[k*ldb + j]. Small problems (the workbook's weight gradients: K = N*T
+// rows, M and Nc tiny) go straight to the strided micro-kernel (colseg) on one thread,
+// avoiding sgemm's packing; larger ones use sgemm. The choice depends on the shape
+// only, so results never depend on the thread count.
+void gemm_tn(i64 M, i64 Nc, i64 K, const float* A, i64 lda, const float* B, i64 ldb,
+             float* C, i64 ldc) {
+  if (static_cast<double>(M) * Nc * K > 4.0e6) {
+    sgemm(M, Nc, K, A, 1, lda, B, ldb, 1, C, ldc);
+    return;
+  }
+  const MicroKernels& uk = micro_kernels();
+  for (i64 i0 = 0; i0 < M; i0 += uk.MR) {
+    const int mr = static_cast<int>(std::min<i64>(uk.MR, M - i0));
+    for (i64 j0 = 0; j0 < Nc; j0 += uk.NR) {
+      const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
+      const float* bseg = B + j0;
+      uk.colseg(1, K, &A, lda, i0, &bseg, ldb, C + i0 * ldc + j0, ldc, mr, nr, 0);
+    }
+  }
+}
+
+// Weight gradients shared by all three cells, each one GEMM over all N*T rows:
+// dx = dGx K^T, dk = X^T dGx, drk = Hprev^T dGh, db = 1^T dGx (and 1^T dGh for GRU).
+void weight_grads(i64 N, i64 T, i64 I, i64 H, i64 GH, const float* x, const float* kernel,
+                  const float* h0, const float* h_seq, const float* dGx, const float* dGh,
+                  const float* zeros, float* dx, float* dk, float* drk, float* db,
+                  float* db_h) {
+  const i64 NT = N * T;
+  sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
+  gemm_tn(I, GH, NT, x, I, dGx, GH, dk, GH);
+  Buffer<float> hp(static_cast<std::size_t>(NT * H));
+  build_hprev(N, T, H, h0, h_seq, zeros, hp.data());
+  gemm_tn(H, GH, NT, hp.data(), H, dGh, GH, drk, GH);
+  Buffer<float> ones(static_cast<std::size_t>(kMaxMR));
+  for (int i = 0; i < kMaxMR; ++i) ones[i] = 1.0f;
+  if (db) gemm_tn(1, GH, NT, ones.data(), 0, dGx, GH, db, GH);
+  if (db_h) gemm_tn(1, GH, NT, ones.data(), 0, dGh, GH, db_h, GH);
+}
+
+inline void tile_rows(const Grid& g, i64 N, i64 H, i64 jb, i64 tile, i64& n0, int& mr,
+                      i64& j0, int& nr) {
+  n0 = tile * g.MR;
+  mr = static_cast<int>(std::min<i64>(g.MR, N - n0));
+  j0 = jb * g.NR;
+  nr = static_cast<int>(std::min<i64>(g.NR, H - j0));
+}
+
+
+// Gate element loops for the active ISA (rnn_cells_impl.hpp, one copy per ISA).
+const RnnCells& cells() {
+  static const RnnCells& c = [] () -> const RnnCells& {
+#ifdef FASTNN_X86
+    if (active_isa() == Isa::avx512) return rnn_cells_avx512();
+    if (active_isa() == Isa::avx2) return rnn_cells_avx2();
+#endif
+    return rnn_cells_generic();
+  }();
+  return c;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// LSTM
+void lstm_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
+                  const float* rkernel, const float* bias, const float* h0,
+                  const float* c0, float* h_seq, float* c_seq, float* gates, float* h_T,
+                  float* c_T) {
+  const i64 GH = 4 * H, NT = N * T;
+  sgemm(NT, GH, I, x, I, 1, kernel, GH, 1, gates, GH, bias ? kBias : 0, bias);
+  const Grid g = make_grid(N, H, 4);
+  Buffer<float> upk(static_cast<std::size_t>(g.nblocks * GH * g.NR));
+  pack_forward(rkernel, H, 4, g.NR, g.nblocks, upk.data());
+  Buffer<float> zeros(static_cast<std::size_t>(GH));
+  zeros.zero();
+  const float* z = zeros.data();
+  const MicroKernels& uk = *g.uk;
+  const RnnCells& C = cells();
+  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 tile) {
+    i64 n0, j0;
+    int mr, nr;
+    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+    const float* aptr[kMaxMR];
+    for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
+    float* c_tile = gates + (n0 * T + t) * GH + j0;
+    for (int q = 0; q < 4; ++q) {
+      const float* b = upk.data() + (jb * 4 + q) * H * g.NR;
+      uk.rowptr(1, H, aptr, &b, g.NR, c_tile + q * H, T * GH, mr, nr, kAccumulate, nullptr);
+    }
+    // previous cell state rows: c0 (stride H), zeros (stride 0) or c_seq[:, t-1]
+    const float* cp = t == 0 ? (c0 ? c0 + n0 * H + j0 : z) : c_seq + (n0 * T + t - 1) * H + j0;
+    const i64 cps = t == 0 ? (c0 ? H : 0) : T * H;
+    C.lstm_tile_fwd(mr, nr, H, gates + (n0 * T + t) * GH + j0, T * GH, cp, cps,
+                    c_seq + (n0 * T + t) * H + j0, h_seq + (n0 * T + t) * H + j0, T * H);
+  });
+  last_step(N, T, H, h_seq, h_T);
+  last_step(N, T, H, c_seq, c_T);
+}
+
+void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* dh_T,
+                   const float* dc_T, const float* x, const float* kernel,
+                   const float* rkernel, const float* h0, const float* c0,
+                   const float* h_seq, const float* c_seq, const float* gates, float* dx,
+                   float* dk, float* drk, float* db, float* dh0, float* dc0) {
+  const i64 GH = 4 * H, NT = N * T;
+  const Grid g = make_grid(N, H, 4);
+  Buffer<float> utpk(static_cast<std::size_t>(g.nblocks * GH * g.NR));
+  pack_backward(rkernel, H, 4, g.NR, g.nblocks, utpk.data());
+  Buffer<float> zeros(static_cast<std::size_t>(GH));
+  zeros.zero();
+  const float* z = zeros.data();
+  Buffer<float> dG(static_cast<std::size_t>(NT * GH)), dh(static_cast<std::size_t>(N * H)),
+      dc(static_cast<std::size_t>(N * H));
+  if (dc_T)
+    std::memcpy(dc.data(), dc_T, sizeof(float) * static_cast<std::size_t>(N * H));
+  else
+    dc.zero();
+  const MicroKernels& uk = *g.uk;
+  const RnnCells& C = cells();
+  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 tile) {
+    i64 n0, j0;
+    int mr, nr;
+    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+    float* dst = t < 0 ? dh0 : dh.data();
+    if (t < T - 1) {  // recurrent gradient dG_{t+1} . U^T
+      const float* aptr[kMaxMR];
+      for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? dG.data() + ((n0 + i) * T + t + 1) * GH : z;
+      const float* b = utpk.data() + jb * GH * g.NR;
+      uk.rowptr(1, GH, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
+    } else {
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+    }
+    if (t < 0) {
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j) dc0[(n0 + i) * H + j0 + j] = dc[(n0 + i) * H + j0 + j];
+      return;
+    }
+    for (int i = 0; i < mr; ++i) {
+      const i64 n = n0 + i;
+      float* d = dst + n * H + j0;
+      if (dh_seq) {
+        const float* s = dh_seq + (n * T + t) * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += s[j];
+      }
+      if (dh_T && t == T - 1) {
+        const float* s = dh_T + n * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += s[j];
+      }
+    }
+    const float* cp = t == 0 ? (c0 ? c0 + n0 * H + j0 : z) : c_seq + (n0 * T + t - 1) * H + j0;
+    const i64 cps = t == 0 ? (c0 ? H : 0) : T * H;
+    C.lstm_tile_bwd(mr, nr, H, dst + n0 * H + j0, H, gates + (n0 * T + t) * GH + j0, T * GH,
+                    c_seq + (n0 * T + t) * H + j0, T * H, cp, cps, dc.data() + n0 * H + j0,
+                    dG.data() + (n0 * T + t) * GH + j0, T * GH);
+  });
+  weight_grads(N, T, I, H, GH, x, kernel, h0, h_seq, dG.data(), dG.data(), z, dx, dk, drk, db,
+               nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// GRU (reset_after=True)
+void gru_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
+                 const float* rkernel, const float* bias, const float* h0, float* h_seq,
+                 float* gates, float* hh, float* h_T) {
+  const i64 GH = 3 * H, NT = N * T;
+  const float* b0 = bias;
+  const float* b1 = bias ? bias + GH : nullptr;
+  sgemm(NT, GH, I, x, I, 1, kernel, GH, 1, gates, GH, b0 ? kBias : 0, b0);
+  const Grid g = make_grid(N, H, 3);
+  Buffer<float> upk(static_cast<std::size_t>(g.nblocks * GH * g.NR));
+  pack_forward(rkernel, H, 3, g.NR, g.nblocks, upk.data());
+  Buffer<float> zeros(static_cast<std::size_t>(GH));
+  zeros.zero();
+  const float* z = zeros.data();
+  const MicroKernels& uk = *g.uk;
+  const RnnCells& C = cells();
+  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 tile) {
+    i64 n0, j0;
+    int mr, nr;
+    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+    const float* aptr[kMaxMR];
+    for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
+    float R[3][kMaxMR * kMaxNR];  // h.U + b1 for this tile, row stride NR
+    for (int q = 0; q < 3; ++q) {
+      const float* b = upk.data() + (jb * 3 + q) * H * g.NR;
+      uk.rowptr(1, H, aptr, &b, g.NR, R[q], g.NR, mr, nr, b1 ? kBias : 0,
+                b1 ? b1 + q * H + j0 : nullptr);
+    }
+    for (int i = 0; i < mr; ++i) {
+      const i64 n = n0 + i;
+      float* gz = gates + (n * T + t) * GH + j0;
+      float* gr = gz + H;
+      float* gn = gz + 2 * H;
+      const float* hp = prev_row(h0, h_seq, n, t, T, H, z) + (t == 0 && !h0 ? 0 : j0);
+      float* hho = hh + (n * T + t) * H + j0;
+      float* ho = h_seq + (n * T + t) * H + j0;
+      const float* rz = R[0] + i * g.NR;
+      const float* rr = R[1] + i * g.NR;
+      const float* rh = R[2] + i * g.NR;
+      C.gru_cell_fwd(nr, gz, gr, gn, rz, rr, rh, hp, hho, ho);
+    }
+  });
+  last_step(N, T, H, h_seq, h_T);
+}
+
+void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* dh_T,
+                  const float* x, const float* kernel, const float* rkernel,
+                  const float* h0, const float* h_seq, const float* gates,
+                  const float* hh, float* dx, float* dk, float* drk, float* db,
+                  float* dh0) {
+  const i64 GH = 3 * H, NT = N * T;
+  const Grid g = make_grid(N, H, 3);
+  Buffer<float> utpk(static_cast<std::size_t>(g.nblocks * GH * g.NR));
+  pack_backward(rkernel, H, 3, g.NR, g.nblocks, utpk.data());
+  Buffer<float> zeros(static_cast<std::size_t>(GH));
+  zeros.zero();
+  const float* z = zeros.data();
+  Buffer<float> dGx(static_cast<std::size_t>(NT * GH)), dGh(static_cast<std::size_t>(NT * GH)),
+      dh(static_cast<std::size_t>(N * H)), carry(static_cast<std::size_t>(N * H));
+  carry.zero();
+  const MicroKernels& uk = *g.uk;
+  const RnnCells& C = cells();
+  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 tile) {
+    i64 n0, j0;
+    int mr, nr;
+    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+    float* dst = t < 0 ? dh0 : dh.data();
+    if (t < T - 1) {  // dGh_{t+1} . U^T + dh_{t+1} * z_{t+1}
+      const float* aptr[kMaxMR];
+      for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? dGh.data() + ((n0 + i) * T + t + 1) * GH : z;
+      const float* b = utpk.data() + jb * GH * g.NR;
+      uk.rowptr(1, GH, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
+      for (int i = 0; i < mr; ++i) {
+        float* d = dst + (n0 + i) * H + j0;
+        const float* c = carry.data() + (n0 + i) * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += c[j];
+      }
+    } else {
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+    }
+    if (t < 0) return;
+    for (int i = 0; i < mr; ++i) {
+      const i64 n = n0 + i;
+      float* d = dst + n * H + j0;
+      if (dh_seq) {
+        const float* s = dh_seq + (n * T + t) * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += s[j];
+      }
+      if (dh_T && t == T - 1) {
+        const float* s = dh_T + n * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += s[j];
+      }
+      const float* gz = gates + (n * T + t) * GH + j0;
+      const float* gr = gz + H;
+      const float* gn = gz + 2 * H;
+      const float* hp = prev_row(h0, h_seq, n, t, T, H, z) + (t == 0 && !h0 ? 0 : j0);
+      const float* hhv = hh + (n * T + t) * H + j0;
+      float* xz = dGx.data() + (n * T + t) * GH + j0;
+      float* xr = xz + H;
+      float* xn = xz + 2 * H;
+      float* hz = dGh.data() + (n * T + t) * GH + j0;
+      float* hr = hz + H;
+      float* hn = hz + 2 * H;
+      float* c = carry.data() + n * H + j0;
+      C.gru_cell_bwd(nr, d, gz, gr, gn, hp, hhv, xz, xr, xn, hz, hr, hn, c);
+    }
+  });
+  weight_grads(N, T, I, H, GH, x, kernel, h0, h_seq, dGx.data(), dGh.data(), z, dx, dk, drk, db,
+               db ? db + GH : nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// SimpleRNN (tanh)
+void rnn_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
+                 const float* rkernel, const float* bias, const float* h0, float* h_seq,
+                 float* h_T) {
+  const i64 NT = N * T;
+  sgemm(NT, H, I, x, I, 1, kernel, H, 1, h_seq, H, bias ? kBias : 0, bias);
+  const Grid g = make_grid(N, H, 1);
+  Buffer<float> upk(static_cast<std::size_t>(g.nblocks * H * g.NR));
+  pack_forward(rkernel, H, 1, g.NR, g.nblocks, upk.data());
+  Buffer<float> zeros(static_cast<std::size_t>(H));
+  zeros.zero();
+  const float* z = zeros.data();
+  const MicroKernels& uk = *g.uk;
+  const RnnCells& C = cells();
+  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 tile) {
+    i64 n0, j0;
+    int mr, nr;
+    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+    const float* aptr[kMaxMR];
+    for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
+    const float* b = upk.data() + jb * H * g.NR;
+    uk.rowptr(1, H, aptr, &b, g.NR, h_seq + (n0 * T + t) * H + j0, T * H, mr, nr, kAccumulate,
+              nullptr);
+    for (int i = 0; i < mr; ++i) {
+      float* ho = h_seq + ((n0 + i) * T + t) * H + j0;
+      C.tanh_inplace(nr, ho);
+    }
+  });
+  last_step(N, T, H, h_seq, h_T);
+}
+
+void rnn_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* dh_T,
+                  const float* x, const float* kernel, const float* rkernel,
+                  const float* h0, const float* h_seq, float* dx, float* dk, float* drk,
+                  float* db, float* dh0) {
+  const i64 NT = N * T;
+  const Grid g = make_grid(N, H, 1);
+  Buffer<float> utpk(static_cast<std::size_t>(g.nblocks * H * g.NR));
+  pack_backward(rkernel, H, 1, g.NR, g.nblocks, utpk.data());
+  Buffer<float> zeros(static_cast<std::size_t>(H));
+  zeros.zero();
+  const float* z = zeros.data();
+  Buffer<float> dG(static_cast<std::size_t>(NT * H)), dh(static_cast<std::size_t>(N * H));
+  const MicroKernels& uk = *g.uk;
+  const RnnCells& C = cells();
+  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 tile) {
+    i64 n0, j0;
+    int mr, nr;
+    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+    float* dst = t < 0 ? dh0 : dh.data();
+    if (t < T - 1) {
+      const float* aptr[kMaxMR];
+      for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? dG.data() + ((n0 + i) * T + t + 1) * H : z;
+      const float* b = utpk.data() + jb * H * g.NR;
+      uk.rowptr(1, H, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
+    } else {
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+    }
+    if (t < 0) return;
+    for (int i = 0; i < mr; ++i) {
+      const i64 n = n0 + i;
+      float* d = dst + n * H + j0;
+      if (dh_seq) {
+        const float* s = dh_seq + (n * T + t) * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += s[j];
+      }
+      if (dh_T && t == T - 1) {
+        const float* s = dh_T + n * H + j0;
+        for (int j = 0; j < nr; ++j) d[j] += s[j];
+      }
+      const float* hv = h_seq + (n * T + t) * H + j0;
+      float* dg = dG.data() + (n * T + t) * H + j0;
+      C.rnn_cell_bwd(nr, d, hv, dg);
+    }
+  });
+  weight_grads(N, T, I, H, H, x, kernel, h0, h_seq, dG.data(), dG.data(), z, dx, dk, drk, db,
+               nullptr);
+}
+
+}  // namespace fastnn
+
+namespace fastnn {
+const RnnCells& rnn_cells_generic() { return rnn_generic::table(); }
+}  // namespace fastnn

@@ -1,0 +1,204 @@
+// Gate element loops of the recurrent kernels, compiled once per ISA: included by
+// rnn.cpp (baseline, namespace rnn_generic), rnn_avx2.cpp and rnn_avx512.cpp with
+// FASTNN_RNN_NS set. Each loop is restrict-qualified and not inlined, so GCC
+// vectorizes it without run-time alias checks. Results may differ between ISAs
+// (vector width, FMA contraction) but never with the thread count.
+#ifndef FASTNN_RNN_CELLS_DECL
+#define FASTNN_RNN_CELLS_DECL
+#include "fastnn/activation.hpp"
+#include "fastnn/common.hpp"
+#define RNN_R __restrict
+namespace fastnn {
+struct RnnCells {
+  // LSTM cells of a whole mr x nr tile; row i of each operand starts at base + i*stride,
+  // the four gates of a row at +0, +H, +2H, +3H of its gate row.
+  void (*lstm_tile_fwd)(int mr, int nr, i64 H, float* g, i64 gs, const float* cp, i64 cps,
+                        float* co, float* ho, i64 hs);
+  void (*lstm_tile_bwd)(int mr, int nr, i64 H, const float* d, i64 ds, const float* g, i64 gs,
+                        const float* cc, i64 cs, const float* cp, i64 cps, float* dc,
+                        float* dg, i64 dgs);
+  void (*gru_cell_fwd)(int nr, float* RNN_R gz, float* RNN_R gr, float* RNN_R gn, const float* RNN_R rz, const float* RNN_R rr, const float* RNN_R rh, const float* RNN_R hp, float* RNN_R hho, float* RNN_R ho);
+  void (*gru_cell_bwd)(int nr, const float* RNN_R d, const float* RNN_R gz, const float* RNN_R gr, const float* RNN_R gn, const float* RNN_R hp, const float* RNN_R hhv, float* RNN_R xz, float* RNN_R xr, float* RNN_R xn, float* RNN_R hz, float* RNN_R hr, float* RNN_R hn, float* RNN_R c);
+  void (*tanh_inplace)(int nr, float* RNN_R h);
+  void (*rnn_cell_bwd)(int nr, const float* RNN_R d, const float* RNN_R hv, float* RNN_R dg);
+};
+const RnnCells& rnn_cells_generic();
+#ifdef FASTNN_X86
+const RnnCells& rnn_cells_avx2();
+const RnnCells& rnn_cells_avx512();
+#endif
+}  // namespace fastnn
+#endif  // FASTNN_RNN_CELLS_DECL
+
+#ifdef FASTNN_RNN_NS
+namespace fastnn {
+namespace FASTNN_RNN_NS {
+namespace {
+
+// The loops run over a local copy padded to a multiple of 16 lanes (zeros beyond
+// nr), so they have no scalar remainder; only the first nr results are stored.
+constexpr int kW = 32;  // >= NR of every ISA's micro-kernel
+inline int padded(int nr) { return (nr + 15) & ~15; }
+inline void load(int nr, int np, const float* RNN_R src, float* RNN_R dst) {
+  for (int j = 0; j < nr; ++j) dst[j] = src[j];
+  for (int j = nr; j < np; ++j) dst[j] = 0.0f;
+}
+inline void store(int nr, const float* RNN_R src, float* RNN_R dst) {
+  for (int j = 0; j < nr; ++j) dst[j] = src[j];
+}
+
+constexpr int kT = 16 * kW;  // >= MR * NR of every ISA's micro-kernel
+
+// Rows of a tile gathered densely (k = i*nr + j), padded to a multiple of 16 lanes.
+inline void gather(int mr, int nr, int np, const float* RNN_R src, i64 stride,
+                   float* RNN_R dst) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) dst[i * nr + j] = src[i * stride + j];
+  for (int k = mr * nr; k < np; ++k) dst[k] = 0.0f;
+}
+inline void scatter(int mr, int nr, const float* RNN_R src, float* RNN_R dst, i64 stride) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) dst[i * stride + j] = src[i * nr + j];
+}
+
+__attribute__((noinline)) void lstm_tile_fwd(int mr, int nr, i64 H, float* g, i64 gs,
+                                             const float* cp, i64 cps, float* co, float* ho,
+                                             i64 hs) {
+  alignas(64) float i_[kT], f_[kT], g_[kT], o_[kT], p_[kT], c_[kT], h_[kT];
+  const int np = padded(mr * nr);
+  gather(mr, nr, np, g, gs, i_);
+  gather(mr, nr, np, g + H, gs, f_);
+  gather(mr, nr, np, g + 2 * H, gs, g_);
+  gather(mr, nr, np, g + 3 * H, gs, o_);
+  gather(mr, nr, np, cp, cps, p_);
+  for (int j = 0; j < np; ++j) {
+    const float ig = vmath::sigmoid(i_[j]);
+    const float fg = vmath::sigmoid(f_[j]);
+    const float cg = vmath::tanh(g_[j]);
+    const float og = vmath::sigmoid(o_[j]);
+    const float c = fg * p_[j] + ig * cg;
+    i_[j] = ig;
+    f_[j] = fg;
+    g_[j] = cg;
+    o_[j] = og;
+    c_[j] = c;
+    h_[j] = og * vmath::tanh(c);
+  }
+  scatter(mr, nr, i_, g, gs);
+  scatter(mr, nr, f_, g + H, gs);
+  scatter(mr, nr, g_, g + 2 * H, gs);
+  scatter(mr, nr, o_, g + 3 * H, gs);
+  scatter(mr, nr, c_, co, hs);
+  scatter(mr, nr, h_, ho, hs);
+}
+
+// dc (mr x nr, row stride H) is the running cell gradient: read, then overwritten with
+// dc * f for the previous step. dg rows receive [di, df, dg, do].
+__attribute__((noinline)) void lstm_tile_bwd(int mr, int nr, i64 H, const float* d, i64 ds,
+                                             const float* g, i64 gs, const float* cc, i64 cs,
+                                             const float* cp, i64 cps, float* dc, float* dg,
+                                             i64 dgs) {
+  alignas(64) float d_[kT], i_[kT], f_[kT], g_[kT], o_[kT], c_[kT], p_[kT], dc_[kT];
+  alignas(64) float di_[kT], df_[kT], dg_[kT], do_[kT];
+  const int np = padded(mr * nr);
+  gather(mr, nr, np, d, ds, d_);
+  gather(mr, nr, np, g, gs, i_);
+  gather(mr, nr, np, g + H, gs, f_);
+  gather(mr, nr, np, g + 2 * H, gs, g_);
+  gather(mr, nr, np, g + 3 * H, gs, o_);
+  gather(mr, nr, np, cc, cs, c_);
+  gather(mr, nr, np, cp, cps, p_);
+  gather(mr, nr, np, dc, H, dc_);
+  for (int j = 0; j < np; ++j) {
+    const float ig = i_[j], fg = f_[j], cg = g_[j], og = o_[j];
+    const float tc = vmath::tanh(c_[j]);
+    const float dcv = dc_[j] + d_[j] * og * (1.0f - tc * tc);
+    do_[j] = d_[j] * tc * (og * (1.0f - og));
+    di_[j] = dcv * cg * (ig * (1.0f - ig));
+    dg_[j] = dcv * ig * (1.0f - cg * cg);
+    df_[j] = dcv * p_[j] * (fg * (1.0f - fg));
+    dc_[j] = dcv * fg;
+  }
+  scatter(mr, nr, dc_, dc, H);
+  scatter(mr, nr, di_, dg, dgs);
+  scatter(mr, nr, df_, dg + H, dgs);
+  scatter(mr, nr, dg_, dg + 2 * H, dgs);
+  scatter(mr, nr, do_, dg + 3 * H, dgs);
+}
+
+__attribute__((noinline)) void gru_cell_fwd(int nr, float* RNN_R gz, float* RNN_R gr,
+                                            float* RNN_R gn, const float* RNN_R rz,
+                                            const float* RNN_R rr, const float* RNN_R rh,
+                                            const float* RNN_R hp, float* RNN_R hho,
+                                            float* RNN_R ho) {
+  alignas(64) float z_[kW], r_[kW], n_[kW], rz_[kW], rr_[kW], rh_[kW], hp_[kW], h_[kW];
+  const int np = padded(nr);
+  load(nr, np, gz, z_);
+  load(nr, np, gr, r_);
+  load(nr, np, gn, n_);
+  load(nr, np, rz, rz_);
+  load(nr, np, rr, rr_);
+  load(nr, np, rh, rh_);
+  load(nr, np, hp, hp_);
+  for (int j = 0; j < np; ++j) {
+    const float zg = vmath::sigmoid(z_[j] + rz_[j]);
+    const float rg = vmath::sigmoid(r_[j] + rr_[j]);
+    const float ng = vmath::tanh(n_[j] + rg * rh_[j]);
+    z_[j] = zg;
+    r_[j] = rg;
+    n_[j] = ng;
+    h_[j] = zg * hp_[j] + (1.0f - zg) * ng;
+  }
+  store(nr, z_, gz);
+  store(nr, r_, gr);
+  store(nr, n_, gn);
+  store(nr, rh_, hho);
+  store(nr, h_, ho);
+}
+
+__attribute__((noinline)) void gru_cell_bwd(int nr, const float* RNN_R d, const float* RNN_R gz,
+                                            const float* RNN_R gr, const float* RNN_R gn,
+                                            const float* RNN_R hp, const float* RNN_R hhv,
+                                            float* RNN_R xz, float* RNN_R xr, float* RNN_R xn,
+                                            float* RNN_R hz, float* RNN_R hr, float* RNN_R hn,
+                                            float* RNN_R c) {
+  // No transcendental functions here: the plain loop vectorizes well enough.
+  for (int j = 0; j < nr; ++j) {
+    const float zg = gz[j], rg = gr[j], ng = gn[j];
+    const float dz = d[j] * (hp[j] - ng) * (zg * (1.0f - zg));
+    const float dn = d[j] * (1.0f - zg) * (1.0f - ng * ng);
+    const float dr = dn * hhv[j] * (rg * (1.0f - rg));
+    xz[j] = dz;
+    xr[j] = dr;
+    xn[j] = dn;
+    hz[j] = dz;
+    hr[j] = dr;
+    hn[j] = dn * rg;
+    c[j] = d[j] * zg;
+  }
+}
+
+__attribute__((noinline)) void tanh_inplace(int nr, float* RNN_R h) {
+  alignas(64) float h_[kW];
+  const int np = padded(nr);
+  load(nr, np, h, h_);
+  for (int j = 0; j < np; ++j) h_[j] = vmath::tanh(h_[j]);
+  store(nr, h_, h);
+}
+
+__attribute__((noinline)) void rnn_cell_bwd(int nr, const float* RNN_R d, const float* RNN_R hv,
+                                            float* RNN_R dg) {
+  for (int j = 0; j < nr; ++j) dg[j] = d[j] * (1.0f - hv[j] * hv[j]);
+}
+
+}  // namespace
+
+inline const RnnCells& table() {
+  static const RnnCells t{lstm_tile_fwd, lstm_tile_bwd, gru_cell_fwd, gru_cell_bwd, tanh_inplace, rnn_cell_bwd};
+  return t;
+}
+
+}  // namespace FASTNN_RNN_NS
+}  // namespace fastnn
+#undef FASTNN_RNN_NS
+#endif
