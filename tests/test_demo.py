@@ -32,7 +32,7 @@ def test_build_mnist_cnn_is_the_workbook_model():
 
 
 def test_demo_command_tiny_run(capsys, tmp_path):
-    rc = cli.main(["demo", "--epochs", "1", "--train-limit", "1000", "--test-limit", "400", "--verbose", "2",
+    rc = cli.main(["demo", "--part", "digits", "--epochs", "1", "--train-limit", "1000", "--test-limit", "400", "--verbose", "2",
                    "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0

@@ -13,7 +13,7 @@ from ._runtime import build_info, get_num_threads, get_seed, set_num_threads, se
 __version__ = "0.1.0"
 
 _LAZY_MODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
-                 "initializers", "data", "datasets", "cuda", "bench", "selfcheck", "demo"}
+                 "initializers", "data", "datasets", "cuda", "bench", "selfcheck", "demo", "stocks"}
 _LAZY_ATTRS = {"Sequential": ("models", "Sequential")}
 
 __all__ = ["__version__", "ops", "build_info", "get_num_threads", "set_num_threads", "set_seed", "get_seed",

@@ -119,7 +119,7 @@ class Sequential:
                 raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) on input {(None,) + tuple(shape)}: {exc}") from None
             shape = layer.output_shape
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, _layers.Dropout) and layer.stream_seed == 0:
+            if _uses_dropout_stream(layer) and layer.stream_seed == 0:
                 layer.stream_seed = (layer.seed if layer.seed is not None else
                                      int(initializers.new_stream().integers(1, 2**62)))
 
@@ -342,7 +342,7 @@ class Sequential:
         for c in cbs:
             c.set_model(self)
             c.set_params(params)
-        dropouts = [l for l in self.layers if isinstance(l, _layers.Dropout)]
+        dropouts = [l for l in self.layers if _uses_dropout_stream(l)]
         self.stop_training = False
         for c in cbs:
             c.on_train_begin({})
@@ -467,7 +467,7 @@ class Sequential:
         arrays = {}
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "config": self.get_config(),
                 "weights": [], "seed": self._seed, "epoch": self._epoch,
-                "dropout_streams": [l.stream_seed for l in self.layers if isinstance(l, _layers.Dropout)]}
+                "dropout_streams": [l.stream_seed for l in self.layers if _uses_dropout_stream(l)]}
         for i, spec in enumerate(self._specs):
             arrays[f"weights/{i:05d}.npy"] = spec.value
             meta["weights"].append(spec.name)
@@ -544,7 +544,7 @@ def _model_from(meta, arrays, filepath):
     for entry in cfg["layers"]:
         cls = _layers.get_class(entry["class_name"])
         layer = cls.from_config(dict(entry["config"]))
-        if isinstance(layer, _layers.Dropout):
+        if _uses_dropout_stream(layer):
             layer.stream_seed = int(next(streams))
         model.layers.append(layer)
     if cfg.get("build_input_shape"):
@@ -571,6 +571,13 @@ def _model_from(meta, arrays, filepath):
         pend.append({"class_name": st["class_name"], "state": st["state"], "arrays": arrs})
     model._pending_callback_state = pend
     return model
+
+
+def _uses_dropout_stream(layer):
+    """Layers that draw dropout masks keyed by (stream seed, epoch, sample index): Dropout,
+    and the recurrent layers (and Bidirectional) with their input dropout. They expose
+    stream_seed, seed, epoch and sample_offset."""
+    return isinstance(layer, _layers.Dropout) or hasattr(layer, "sample_offset")
 
 
 def _loss_id(loss):
