@@ -272,7 +272,7 @@ def markdown(results, peaks):
 
 
 def markdown_models(results):
-    lines = ["| workload | threads | fastnn | PyTorch NCHW | PyTorch channels_last | best PyTorch / fastnn |",
+    lines = ["| workload | threads | fastnn | PyTorch (NCHW) | PyTorch channels_last | best PyTorch / fastnn |",
              "|---|---|---|---|---|---|"]
     for r in results:
         t = r["times"]
@@ -281,8 +281,9 @@ def markdown_models(results):
                          f"({t['fastnn'][0] * 1e3:.2f} ms/batch) | – | – | – |")
             continue
         ours = t["fastnn"][0]
-        cells = [f"{t[k][0] * 1e3:.3f} ms" if k in t else "–" for k in ("torch_nchw", "torch_channels_last")]
-        peers = [t[k][0] for k in ("torch_nchw", "torch_channels_last") if k in t]
+        keys = ("torch_nchw", "torch_channels_last") if "torch_nchw" in t else ("torch", "torch_channels_last")
+        cells = [f"{t[k][0] * 1e3:.3f} ms" if k in t else "–" for k in keys]
+        peers = [t[k][0] for k in keys if k in t]
         ratio = f"{min(peers) / ours:.2f}×" if peers else "–"
         lines.append(f"| `{r['problem']}` | {r['threads']} | {ours * 1e3:.3f} ms | {cells[0]} | {cells[1]} | {ratio} |")
     return "\n".join(lines)
@@ -324,8 +325,9 @@ def main(argv=None):
     results = run(problems, threads=threads, rounds=rounds) if args.suite in ("all", "kernels") else []
     model_results = []
     if args.suite in ("all", "models"):
-        from .workloads import cnn_workloads
+        from .workloads import cnn_workloads, lstm_workloads
         model_results = cnn_workloads(rounds=rounds, threads=max(threads))
+        model_results += lstm_workloads(rounds=rounds, threads=max(threads))
     md = markdown(results, peaks) if results else ""
     if model_results:
         md += ("\n\n" if md else "") + markdown_models(model_results)

@@ -179,3 +179,128 @@ def augmentation(threads=2, batches=300, verbose=True):
         print(f"{res['problem']:<24} t={threads} fastnn {med * 1e3:8.3f} ms/batch = {res['images_per_s']:,.0f} images/s",
               flush=True)
     return res
+
+
+# ---------------------------------------------------------------------------
+# The stock-price workbook LSTM and a large LSTM (issue 4's workloads).
+
+def build_fastnn_lstm(lookback=15, units=20):
+    from fastnn import layers, optimizers
+
+    model = fastnn.Sequential([layers.LSTM(units, input_shape=(lookback, 1)), layers.Dense(1)])
+    model.compile(optimizer=optimizers.Adam(learning_rate=1e-3), loss="mse")
+    return model
+
+
+def lstm_workloads(rounds=7, threads=2, verbose=True):
+    """Workbook LSTM train step (fit over 20 batches of 32 x 15 x 1) and predict of one,
+    plus ops.lstm_forward + lstm_backward at N=64, T=100, I=H=512, each vs PyTorch."""
+    fastnn.set_num_threads(threads)
+    fastnn.set_seed(0)
+    from fastnn import ops
+
+    rs = np.random.default_rng(0)
+    x = rs.random((20 * 32, 15, 1), dtype=np.float32)
+    y = rs.random((20 * 32, 1), dtype=np.float32)
+    model = build_fastnn_lstm()
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    peers_train, peers_one, peers_big = {}, {}, {}
+    big_x = rs.standard_normal((64, 100, 512), dtype=np.float32)
+    bk = (rs.standard_normal((512, 2048)) * 0.04).astype(np.float32)
+    brk = (rs.standard_normal((512, 2048)) * 0.04).astype(np.float32)
+    bb = (rs.standard_normal(2048) * 0.1).astype(np.float32)
+    big_dh = rs.standard_normal((64, 100, 512), dtype=np.float32)
+    if torch is not None:
+        nn = torch.nn
+        ws = model.get_weights()
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(1, 20, batch_first=True)
+                self.fc = nn.Linear(20, 1)
+
+            def forward(self, v):
+                out, _ = self.lstm(v)
+                return self.fc(out[:, -1])
+
+        net = Net()
+        with torch.no_grad():
+            net.lstm.weight_ih_l0.copy_(torch.from_numpy(ws[0]).T)
+            net.lstm.weight_hh_l0.copy_(torch.from_numpy(ws[1]).T)
+            net.lstm.bias_ih_l0.copy_(torch.from_numpy(ws[2]))
+            net.lstm.bias_hh_l0.zero_()
+            net.fc.weight.copy_(torch.from_numpy(ws[3]).T)
+            net.fc.bias.copy_(torch.from_numpy(ws[4]))
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        with torch.inference_mode():
+            pt = net(xt[:64]).numpy()
+        err = float(np.max(np.abs(pt - model.predict(x[:64]))))
+        if err > 1e-4:
+            raise RuntimeError(f"lstm: fastnn and torch disagree: max |dy| = {err:.2e}")
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        lossf = nn.MSELoss()
+
+        def train():
+            for bidx in range(20):
+                opt.zero_grad(set_to_none=True)
+                loss = lossf(net(xt[bidx * 32:(bidx + 1) * 32]), yt[bidx * 32:(bidx + 1) * 32])
+                loss.backward()
+                opt.step()
+        peers_train["torch"] = train
+        x1t = xt[:1].clone()
+
+        def one():
+            with torch.inference_mode():
+                net(x1t).numpy()
+        peers_one["torch"] = one
+
+        big = nn.LSTM(512, 512, batch_first=True)
+        with torch.no_grad():
+            big.weight_ih_l0.copy_(torch.from_numpy(bk).T)
+            big.weight_hh_l0.copy_(torch.from_numpy(brk).T)
+            big.bias_ih_l0.copy_(torch.from_numpy(bb))
+            big.bias_hh_l0.zero_()
+        bxt = torch.from_numpy(big_x).requires_grad_(True)
+        bdh = torch.from_numpy(big_dh)
+        hs_ours = ops.lstm_forward(big_x, bk, brk, bb)[0]
+        with torch.no_grad():
+            hs_t = big(torch.from_numpy(big_x))[0].numpy()
+        err = float(np.max(np.abs(hs_ours - hs_t)) / np.max(np.abs(hs_t)))
+        if err > 1e-4:
+            raise RuntimeError(f"lstm large: fastnn and torch disagree: rel err {err:.2e}")
+
+        def big_torch():
+            bxt.grad = None
+            big.zero_grad(set_to_none=True)
+            out = big(bxt)[0]
+            out.backward(bdh)
+        peers_big["torch"] = big_torch
+
+    def ours_train():
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+
+    x1 = x[:1].copy()
+
+    def big_ours():
+        _, _, _, cache = ops.lstm_forward(big_x, bk, brk, bb)
+        ops.lstm_backward(big_dh, cache)
+
+    results = []
+    for name, ours, peers, per, rnds in [("lstm_train_step:mb32_t15_i1_h20", ours_train, peers_train, 20, rounds),
+                                         ("lstm_predict:mb1_t15_i1_h20", lambda: model.predict(x1), peers_one, 1, rounds),
+                                         ("lstm_fwd_bwd:mb64_t100_i512_h512", big_ours, peers_big, 1, max(3, rounds // 2))]:
+        t = _time_interleaved({"fastnn": ours, **peers}, rnds, min_time=0.05)
+        t = {k: tuple(v / per for v in vals) for k, vals in t.items()}
+        results.append({"problem": name, "threads": threads, "times": t})
+        if verbose:
+            line = f"{name:<34} t={threads} fastnn {t['fastnn'][0] * 1e3:9.4f} ms"
+            for k, v in t.items():
+                if k != "fastnn":
+                    line += f" | {k} {v[0] * 1e3:.4f} ms (x{v[0] / t['fastnn'][0]:.2f})"
+            print(line, flush=True)
+    return results
