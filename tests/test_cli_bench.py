@@ -72,3 +72,13 @@ def test_bench_runs_and_verifies_small_problems(tmp_path):
         assert r.times["fastnn"][0] > 0 and r.gflops > 0
         for err in r.errors.values():
             assert err < 1e-4
+
+
+def test_distributed_without_mpi4py_says_what_to_install():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pyfastnn\[mpi\]"):
+            import fastnn.distributed  # noqa: F401
+    else:
+        pytest.skip("mpi4py is installed here")

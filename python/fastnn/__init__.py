@@ -13,11 +13,12 @@ from ._runtime import build_info, get_num_threads, get_seed, set_num_threads, se
 __version__ = "0.1.0"
 
 _LAZY_MODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
-                 "initializers", "data", "datasets", "cuda", "bench", "selfcheck", "demo", "stocks"}
+                 "initializers", "data", "datasets", "cuda", "bench", "selfcheck", "demo", "stocks", "distributed"}
 _LAZY_ATTRS = {"Sequential": ("models", "Sequential")}
 
+# fastnn.distributed is importable on demand only (it needs the optional mpi4py).
 __all__ = ["__version__", "ops", "build_info", "get_num_threads", "set_num_threads", "set_seed", "get_seed",
-           "Sequential", *sorted(_LAZY_MODULES)]
+           "Sequential", *sorted(_LAZY_MODULES - {"distributed"})]
 
 
 def __getattr__(name):
