@@ -358,3 +358,17 @@ def test_kernels_release_the_gil():
         time.sleep(0.001)
     t.join()
     assert len(ticks) >= 5, f"the main thread ran only {len(ticks)} times while the kernels ran"
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 13, 40, 100])
+def test_gemm_small_rows_path_is_bitwise_row_invariant(m):
+    """Few rows take an unpacked path (no B packing); it must give the same bits as
+    the packed path, including K > 256 (several K blocks), bias and fused ReLU."""
+    rs = np.random.default_rng(40 + m)
+    x = f32(rs, 120, 700)
+    w, b = f32(rs, 700, 70), f32(rs, 70)
+    full = _core.dense_relu(x, w, b)
+    part = _core.dense_relu(x[:m], w, b)
+    same_bits(part, full[:m])
+    compare(part, np.maximum(x[:m].astype(np.float64) @ w + b, 0))
+    same_bits(_core.matmul(x[:m], w), _core.matmul(x, w)[:m])

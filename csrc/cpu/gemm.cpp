@@ -177,6 +177,52 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
   }
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int nthreads = flops < 2.0e5 ? 1 : num_threads();
+  if (M <= 4 * MR && csa == 1 && csb == 1) {
+    // Few rows (e.g. a batch-1 dense layer): packing B would cost as much as the
+    // product, so the micro-kernel reads A rows and B rows in place. Same K blocks
+    // and the same per-element operation order as the packed path, hence the same bits.
+    const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
+    Buffer<float> zeros(static_cast<std::size_t>(std::min<i64>(K, kGemmKC)));
+    zeros.zero();
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+    for (i64 task = 0; task < npan * mtiles; ++task) {
+      const i64 p = task % npan, it = task / npan;
+      const i64 i0 = it * MR, j0 = p * NR;
+      const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+      const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+      const float* ap[16];
+      if (mr == 1) {
+        // One row: the strided kernel with a single accumulator row (no zero rows);
+        // bias and ReLU after the last block in the same order as the tile epilogue.
+        for (i64 pc = 0; pc < K; pc += kGemmKC) {
+          const i64 kc = std::min<i64>(kGemmKC, K - pc);
+          const float* a = A + i0 * rsa + pc;
+          const float* b = B + pc * rsb + j0;
+          uk.colseg(1, kc, &a, 1, 0, &b, rsb, C + i0 * ldc + j0, ldc, 1, nr,
+                    pc == 0 ? (flags & kAccumulate) : kAccumulate);
+        }
+        if (flags & (kBias | kRelu)) {
+          float* c = C + i0 * ldc + j0;
+          for (int j = 0; j < nr; ++j) {
+            float v = c[j];
+            if (flags & kBias) v = v + bias[j0 + j];
+            if ((flags & kRelu) && v < 0.0f) v = 0.0f;
+            c[j] = v;
+          }
+        }
+        continue;
+      }
+      for (i64 pc = 0; pc < K; pc += kGemmKC) {
+        const i64 kc = std::min<i64>(kGemmKC, K - pc);
+        for (int i = 0; i < MR; ++i) ap[i] = i < mr ? A + (i0 + i) * rsa + pc : zeros.data();
+        const float* b = B + pc * rsb + j0;
+        const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
+                      (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
+        uk.rowptr(1, kc, ap, &b, rsb, C + i0 * ldc + j0, ldc, mr, nr, f, bias ? bias + j0 : nullptr);
+      }
+    }
+    return;
+  }
   const i64 nc_max = std::min<i64>(kGemmNC, ceil_div(N, NR) * NR);
   Buffer<float> bpack(static_cast<std::size_t>(kGemmKC * nc_max));
 
