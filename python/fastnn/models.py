@@ -19,9 +19,11 @@ import json
 import math
 import os
 import re
+import signal
 import struct
 import sys
 import tempfile
+import threading
 import zipfile
 import zlib
 
@@ -348,60 +350,62 @@ class Sequential:
         self.stop_training = False
         for c in cbs:
             c.on_train_begin({})
-        rng_seed = self._seed
-        xbuf = None
-        for epoch in range(initial_epoch, epochs):
-            self._epoch = epoch
-            for d in dropouts:
-                d.epoch = epoch
-            for c in cbs:
-                c.on_epoch_begin(epoch, {})
-            sums, seen = {}, 0
-            order = None
-            if n_train is not None and shuffle and n_train:
-                order = initializers.generator(rng_seed, 0x5EED, epoch).permutation(n_train)
-            for step in range(steps):
-                for c in cbs:
-                    c.on_train_batch_begin(step, {})
-                if generator:
-                    batch = next(x)
-                    xb, yb = batch[0], batch[1]
-                    xb = np.ascontiguousarray(xb, dtype=np.float32)
-                    yb = _as_targets(np.asarray(yb))
-                    offset = step * batch_size
-                else:
-                    b0 = (step * batch_size) % max(n_train, 1)
-                    b1 = min(b0 + batch_size, n_train)
-                    if order is None:
-                        xb, yb = x[b0:b1], y[b0:b1]
-                    else:
-                        idx = order[b0:b1]
-                        if xbuf is None or xbuf.shape[0] != len(idx):
-                            xbuf = np.empty((len(idx),) + x.shape[1:], np.float32)
-                        np.take(x, idx, axis=0, out=xbuf)
-                        xb, yb = xbuf, y[idx]
-                    offset = b0
+        with _DeferredInterrupt() as interrupt:
+            rng_seed = self._seed
+            xbuf = None
+            for epoch in range(initial_epoch, epochs):
+                self._epoch = epoch
                 for d in dropouts:
-                    d.sample_offset = offset
-                loss, out = self._train_step(xb, yb)
-                nb = len(xb)
-                sums["loss"] = sums.get("loss", 0.0) + loss * nb
-                self._batch_metrics(yb, out, sums, nb)
-                seen += nb
-                logs = {k: v / seen for k, v in sums.items()}
+                    d.epoch = epoch
                 for c in cbs:
-                    c.on_train_batch_end(step, logs)
+                    c.on_epoch_begin(epoch, {})
+                sums, seen = {}, 0
+                order = None
+                if n_train is not None and shuffle and n_train:
+                    order = initializers.generator(rng_seed, 0x5EED, epoch).permutation(n_train)
+                for step in range(steps):
+                    for c in cbs:
+                        c.on_train_batch_begin(step, {})
+                    if generator:
+                        batch = next(x)
+                        xb, yb = batch[0], batch[1]
+                        xb = np.ascontiguousarray(xb, dtype=np.float32)
+                        yb = _as_targets(np.asarray(yb))
+                        offset = step * batch_size
+                    else:
+                        b0 = (step * batch_size) % max(n_train, 1)
+                        b1 = min(b0 + batch_size, n_train)
+                        if order is None:
+                            xb, yb = x[b0:b1], y[b0:b1]
+                        else:
+                            idx = order[b0:b1]
+                            if xbuf is None or xbuf.shape[0] != len(idx):
+                                xbuf = np.empty((len(idx),) + x.shape[1:], np.float32)
+                            np.take(x, idx, axis=0, out=xbuf)
+                            xb, yb = xbuf, y[idx]
+                        offset = b0
+                    for d in dropouts:
+                        d.sample_offset = offset
+                    loss, out = self._train_step(xb, yb)
+                    nb = len(xb)
+                    sums["loss"] = sums.get("loss", 0.0) + loss * nb
+                    self._batch_metrics(yb, out, sums, nb)
+                    seen += nb
+                    logs = {k: v / seen for k, v in sums.items()}
+                    for c in cbs:
+                        c.on_train_batch_end(step, logs)
+                    interrupt.check()
+                    if self.stop_training:
+                        break
+                logs = {k: v / max(seen, 1) for k, v in sums.items()}
+                if validation_data is not None:
+                    val = self.evaluate(vx, vy, batch_size=batch_size, verbose=0, return_dict=True)
+                    logs.update({"val_" + k: v for k, v in val.items()})
+                logs["learning_rate"] = float(self.optimizer.learning_rate)
+                for c in cbs:
+                    c.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-            logs = {k: v / max(seen, 1) for k, v in sums.items()}
-            if validation_data is not None:
-                val = self.evaluate(vx, vy, batch_size=batch_size, verbose=0, return_dict=True)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            logs["learning_rate"] = float(self.optimizer.learning_rate)
-            for c in cbs:
-                c.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
         for c in cbs:
             c.on_train_end({})
         self.history = history
@@ -580,6 +584,37 @@ def _uses_dropout_stream(layer):
     and the recurrent layers (and Bidirectional) with their input dropout. They expose
     stream_seed, seed, epoch and sample_offset."""
     return isinstance(layer, _layers.Dropout) or hasattr(layer, "sample_offset")
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during fit stops at the next batch boundary: SIGINT only sets a flag
+    (a second Ctrl-C interrupts at once); after the batch, KeyboardInterrupt is raised
+    with the weights, optimizer state and callbacks consistent. Main thread only."""
+
+    def __enter__(self):
+        self.pending = False
+        self.prev = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.prev = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:  # not allowed here (e.g. an embedded interpreter)
+                self.prev = None
+        return self
+
+    def _handler(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt("fit interrupted: stopped after a complete batch; the model is consistent")
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            signal.signal(signal.SIGINT, self.prev)
+        return False
 
 
 def _loss_id(loss):
