@@ -67,3 +67,29 @@ def test_ops_from_many_threads_equal_serial():
     for a, b in zip(serial, parallel):
         for u, v in zip(a, b):
             same_bits(u, v)
+
+
+def test_training_one_model_from_two_threads_raises():
+    from fastnn import callbacks
+
+    m = _model()
+    x = np.random.default_rng(2).random((64, 12, 12, 1), dtype=np.float32)
+    y = np.arange(64) % 5
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            started.set()
+            release.wait(30)
+
+    t = threading.Thread(target=lambda: m.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[Hold()]))
+    t.start()
+    assert started.wait(30)
+    try:
+        import pytest
+        with pytest.raises(RuntimeError, match="already being trained"):
+            m.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    finally:
+        release.set()
+        t.join()
+    m.fit(x, y, batch_size=32, epochs=1, verbose=0)  # usable again afterwards

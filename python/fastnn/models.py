@@ -67,6 +67,7 @@ class Sequential:
         self._pending_callback_state = []
         self._active_callbacks = []
         self._epoch = 0
+        self._fit_lock = threading.Lock()
         for layer in layers or []:
             self.add(layer)
 
@@ -281,10 +282,21 @@ class Sequential:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None):
-        from . import callbacks as _callbacks
-
         if self.optimizer is None or self.loss is None:
             raise RuntimeError("fit: the model must be compiled first: call model.compile(optimizer, loss, metrics)")
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError("fit: this model is already being trained (in another thread); "
+                               "training one model from two threads at once is not supported")
+        try:
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                             shuffle, initial_epoch, steps_per_epoch, validation_steps)
+        finally:
+            self._fit_lock.release()
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+             initial_epoch, steps_per_epoch, validation_steps):
+        from . import callbacks as _callbacks
+
         epochs = _nonneg_int(epochs, "epochs")
         initial_epoch = _nonneg_int(initial_epoch, "initial_epoch")
         verbose = 1 if verbose == "auto" else verbose
