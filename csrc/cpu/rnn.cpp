@@ -84,6 +84,25 @@ void time_loop(const Grid& g, i64 first, i64 last, i64 step, F&& item) {
   }
 }
 
+// Zeroes the mr x nr tile at rows n0.., columns j0.. of dst (row stride H).
+inline void zero_tile(float* dst, i64 n0, int mr, i64 j0, int nr, i64 H) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+}
+
+// d (nr floats of sample n, step t) += dh_seq[n, t] and, at the last step, dh_T[n].
+inline void add_upstream(float* d, i64 n, i64 t, i64 T, i64 H, i64 j0, int nr, const float* dh_seq,
+                         const float* dh_T) {
+  if (dh_seq) {
+    const float* s = dh_seq + (n * T + t) * H + j0;
+    for (int j = 0; j < nr; ++j) d[j] += s[j];
+  }
+  if (dh_T && t == T - 1) {
+    const float* s = dh_T + n * H + j0;
+    for (int j = 0; j < nr; ++j) d[j] += s[j];
+  }
+}
+
 // Row n of h_{t-1}: h0 (or zeros) at t = 0, else h_seq[n, t-1].
 inline const float* prev_row(const float* h0, const float* seq, i64 n, i64 t, i64 T, i64 H,
                              const float* zeros) {
@@ -235,8 +254,7 @@ void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float*
       const float* b = utpk.data() + jb * GH * g.NR;
       uk.rowptr(1, GH, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
     } else {
-      for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+      zero_tile(dst, n0, mr, j0, nr, H);
     }
     if (t < 0) {
       for (int i = 0; i < mr; ++i)
@@ -246,14 +264,7 @@ void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float*
     for (int i = 0; i < mr; ++i) {
       const i64 n = n0 + i;
       float* d = dst + n * H + j0;
-      if (dh_seq) {
-        const float* s = dh_seq + (n * T + t) * H + j0;
-        for (int j = 0; j < nr; ++j) d[j] += s[j];
-      }
-      if (dh_T && t == T - 1) {
-        const float* s = dh_T + n * H + j0;
-        for (int j = 0; j < nr; ++j) d[j] += s[j];
-      }
+      add_upstream(d, n, t, T, H, j0, nr, dh_seq, dh_T);
     }
     const float* cp = t == 0 ? (c0 ? c0 + n0 * H + j0 : z) : c_seq + (n0 * T + t - 1) * H + j0;
     const i64 cps = t == 0 ? (c0 ? H : 0) : T * H;
@@ -344,21 +355,13 @@ void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
         for (int j = 0; j < nr; ++j) d[j] += c[j];
       }
     } else {
-      for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+      zero_tile(dst, n0, mr, j0, nr, H);
     }
     if (t < 0) return;
     for (int i = 0; i < mr; ++i) {
       const i64 n = n0 + i;
       float* d = dst + n * H + j0;
-      if (dh_seq) {
-        const float* s = dh_seq + (n * T + t) * H + j0;
-        for (int j = 0; j < nr; ++j) d[j] += s[j];
-      }
-      if (dh_T && t == T - 1) {
-        const float* s = dh_T + n * H + j0;
-        for (int j = 0; j < nr; ++j) d[j] += s[j];
-      }
+      add_upstream(d, n, t, T, H, j0, nr, dh_seq, dh_T);
       const float* gz = gates + (n * T + t) * GH + j0;
       const float* gr = gz + H;
       const float* gn = gz + 2 * H;
@@ -435,21 +438,13 @@ void rnn_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
       const float* b = utpk.data() + jb * H * g.NR;
       uk.rowptr(1, H, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
     } else {
-      for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) dst[(n0 + i) * H + j0 + j] = 0.0f;
+      zero_tile(dst, n0, mr, j0, nr, H);
     }
     if (t < 0) return;
     for (int i = 0; i < mr; ++i) {
       const i64 n = n0 + i;
       float* d = dst + n * H + j0;
-      if (dh_seq) {
-        const float* s = dh_seq + (n * T + t) * H + j0;
-        for (int j = 0; j < nr; ++j) d[j] += s[j];
-      }
-      if (dh_T && t == T - 1) {
-        const float* s = dh_T + n * H + j0;
-        for (int j = 0; j < nr; ++j) d[j] += s[j];
-      }
+      add_upstream(d, n, t, T, H, j0, nr, dh_seq, dh_T);
       const float* hv = h_seq + (n * T + t) * H + j0;
       float* dg = dG.data() + (n * T + t) * H + j0;
       C.rnn_cell_bwd(nr, d, hv, dg);
