@@ -159,13 +159,18 @@ void max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_ima
   }
 }
 
+// Divisor of every output row (dh, P values) and column (dw, Q values).
+static void window_divisors(const Pool2dShape& s, bool count_include_pad, i64* dh, i64* dw) {
+  axis_divisors(s.P, s.sh, s.ph, s.kh, s.H, count_include_pad, dh);
+  axis_divisors(s.Q, s.sw, s.pw, s.kw, s.W, count_include_pad, dw);
+}
+
 // x: (N, H, W, C) -> y: (N, P, Q, C)
 void avg_pool2d(const Pool2dShape& s, bool count_include_pad, const float* x, float* y) {
   const i64 H = s.H, W = s.W, C = s.C, P = s.P, Q = s.Q;
   if (s.N * P * Q * C == 0) return;
   Buffer<i64> div_h(P), div_w(Q);
-  axis_divisors(P, s.sh, s.ph, s.kh, H, count_include_pad, div_h.data());
-  axis_divisors(Q, s.sw, s.pw, s.kw, W, count_include_pad, div_w.data());
+  window_divisors(s, count_include_pad, div_h.data(), div_w.data());
   const i64* dh = div_h.data();
   const i64* dw = div_w.data();
   const i64 rows = s.N * P;
@@ -199,8 +204,7 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const flo
   const i64 H = s.H, W = s.W, C = s.C, P = s.P, Q = s.Q;
   if (s.N * H * W * C == 0) return;
   Buffer<i64> div_h(P), div_w(Q);
-  axis_divisors(P, s.sh, s.ph, s.kh, H, count_include_pad, div_h.data());
-  axis_divisors(Q, s.sw, s.pw, s.kw, W, count_include_pad, div_w.data());
+  window_divisors(s, count_include_pad, div_h.data(), div_w.data());
   const i64* dh = div_h.data();
   const i64* dw = div_w.data();
   const i64 rows = s.N * H;
