@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from . import _registry
 
 __all__ = [
     "Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "MeanSquaredError",
@@ -287,18 +288,7 @@ def serialize(loss: Loss) -> dict:
 
 
 def deserialize(config) -> Loss:
-    if not isinstance(config, dict):
-        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
-    if isinstance(config.get("config"), dict):
-        cname, cfg = config.get("class_name"), dict(config["config"])
-    else:
-        cfg = dict(config)
-        cname = cfg.pop("class_name", None)
-    cfg.pop("class_name", None)
-    cls = _BY_CLASS.get(cname) or (_BY_NAME.get(cname.lower()) if isinstance(cname, str) else None)
-    if cls is None:
-        raise ValueError(f"config: unknown loss class_name {cname!r}; expected one of "
-                         f"{sorted(_BY_CLASS)}")
+    cls, cfg = _registry.from_config(config, _BY_CLASS, _BY_NAME, "loss")
     return cls(**cfg)
 
 
@@ -310,10 +300,7 @@ def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower()) or _BY_CLASS.get(identifier)
-        if cls is None:
-            raise ValueError(f"loss: unknown name {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}")
+        cls = _registry.class_for_name(identifier, _BY_CLASS, _BY_NAME, "loss")
         return cls()
     if isinstance(identifier, dict):
         return deserialize(identifier)

@@ -61,6 +61,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from . import ops
+from . import _registry
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adam", "Adagrad", "Adadelta",
@@ -483,18 +484,7 @@ def serialize(optimizer: Optimizer) -> dict:
 def deserialize(config) -> Optimizer:
     """Inverse of ``serialize`` / ``get_config``: accepts {'class_name', 'config'} or the
     flat ``get_config()`` dict (which carries 'class_name')."""
-    if not isinstance(config, dict):
-        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
-    if "config" in config and isinstance(config.get("config"), dict):
-        cname, cfg = config.get("class_name"), dict(config["config"])
-    else:
-        cfg = dict(config)
-        cname = cfg.pop("class_name", None)
-    cfg.pop("class_name", None)
-    cls = _BY_CLASS.get(cname) or (_BY_NAME.get(cname.lower()) if isinstance(cname, str) else None)
-    if cls is None:
-        raise ValueError(f"config: unknown optimizer class_name {cname!r}; expected one of "
-                         f"{sorted(_BY_CLASS)}")
+    cls, cfg = _registry.from_config(config, _BY_CLASS, _BY_NAME, "optimizer")
     return cls(**cfg)
 
 

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from . import ops
+from . import _registry
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize",
            "deserialize"]
@@ -159,17 +160,7 @@ def serialize(reg):
 
 
 def deserialize(config):
-    if not isinstance(config, dict):
-        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
-    if isinstance(config.get("config"), dict):
-        cname, cfg = config.get("class_name"), dict(config["config"])
-    else:
-        cfg = dict(config)
-        cname = cfg.pop("class_name", None)
-    cls = _BY_CLASS.get(cname) or (_BY_NAME.get(cname.lower()) if isinstance(cname, str) else None)
-    if cls is None:
-        raise ValueError(f"config: unknown regularizer class_name {cname!r}; expected one of "
-                         f"{sorted(_BY_CLASS)}")
+    cls, cfg = _registry.from_config(config, _BY_CLASS, _BY_NAME, "regularizer")
     return cls(**cfg)
 
 
@@ -181,10 +172,7 @@ def get(identifier):
     if isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower()) or _BY_CLASS.get(identifier)
-        if cls is None:
-            raise ValueError(f"regularizer: unknown name {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}")
+        cls = _registry.class_for_name(identifier, _BY_CLASS, _BY_NAME, "regularizer")
         return cls()
     if isinstance(identifier, dict):
         return deserialize(identifier)
