@@ -1,5 +1,7 @@
 """The bad-input matrix: every fastnn.ops function, every array argument replaced in
-turn by a malformed variant. Run in a child process by test_bad_input_matrix.py so a
+turn by a malformed variant; then (bad_input_api.py) the ops' scalar arguments and
+element-count overflow, every layer constructor, models, data helpers, dataset loaders,
+fastnn.models.load and the command line. Run in a child process by test_bad_input_matrix.py so a
 crash fails the test instead of killing the run.
 
 Each call must either return (possibly NaN/empty results) or raise TypeError,
@@ -95,6 +97,7 @@ def _overcommit_heuristic():
 def run():
     cases = crashes = unexpected = 0
     notes = []
+    print("section ops-arrays", flush=True)
     for name, fn, args, kw in _valid_calls():
         for i, a in enumerate(args):
             for v in _variants(a):
@@ -108,8 +111,26 @@ def run():
                 except Exception as exc:  # anything else is a defect worth seeing
                     unexpected += 1
                     notes.append(f"{name} arg {i}: {type(exc).__name__}: {exc}")
+    per_section = {"ops-arrays": cases}
+    returned = {}
+    import bad_input_api
+    for section, label, thunk, allowed in bad_input_api.cases():
+        if section not in per_section:
+            print(f"section {section}", flush=True)  # a crash shows where it happened
+        per_section[section] = per_section.get(section, 0) + 1
+        cases += 1
+        try:
+            thunk()
+            returned[section] = returned.get(section, 0) + 1
+        except allowed:
+            pass
+        except Exception as exc:
+            unexpected += 1
+            notes.append(f"{section}: {label}: {type(exc).__name__}: {str(exc)[:300]}")
+    print("cases per section (returned normally):",
+          " ".join(f"{k}={v}({returned.get(k, '-')})" for k, v in per_section.items()))
     print(f"cases {cases} crashes {crashes} unexpected {unexpected}")
-    for n in notes[:20]:
+    for n in notes[:200]:
         print(n)
     return unexpected
 

@@ -73,7 +73,7 @@ f32array unary(py::handle x_obj, UnaryKernel kernel) {
   f32array x = as_f32(x_obj, "x");
   f32array y = new_f32(shape_of(x));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     kernel(x.data(), y.mutable_data(), size_of(x));
   }
   return y;
@@ -85,7 +85,7 @@ f32array backward(py::handle dy_obj, py::handle x_obj, BackwardKernel kernel) {
   require_same_shape(dy, x, "x");
   f32array dx = new_f32(shape_of(x));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     kernel(dy.data(), x.data(), dx.mutable_data(), size_of(x));
   }
   return dx;
@@ -107,7 +107,7 @@ f32array softmax(py::handle x_obj, py::handle axis_obj) {
   split_axis(x, axis, outer, len, inner);
   f32array y = new_f32(shape_of(x));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     softmax_forward(x.data(), y.mutable_data(), outer, len, inner);
   }
   return y;
@@ -122,7 +122,7 @@ f32array softmax_bwd(py::handle dy_obj, py::handle y_obj, py::handle axis_obj) {
   split_axis(y, axis, outer, len, inner);
   f32array dx = new_f32(shape_of(y));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     softmax_backward(dy.data(), y.data(), dx.mutable_data(), outer, len, inner);
   }
   return dx;
@@ -141,7 +141,7 @@ py::tuple dropout(py::handle x_obj, py::handle rate_obj, py::handle seed_obj,
   f32array y = new_f32(shape);
   u8array mask(std::vector<py::ssize_t>(shape.begin(), shape.end()));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     dropout_forward(x.data(), y.mutable_data(), mask.mutable_data(), size_of(x), rate, seed,
                     offset * per_sample);
   }
@@ -170,7 +170,7 @@ f32array dropout_bwd(py::handle dy_obj, py::handle mask_obj, py::handle rate_obj
   if (!keep) type_error("mask: could not read the mask as bytes");
   f32array dx = new_f32(shape_of(dy));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     dropout_backward(dy.data(), keep.data(), dx.mutable_data(), size_of(dy), rate);
   }
   return dx;

@@ -87,7 +87,7 @@ f32array affine_warp_py(py::handle x_obj, py::handle mat_obj, py::handle index_o
   }
   f32array out = new_f32({B, H, W, C});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     affine_warp(x.data(), N, H, W, C, idx, B, m, mode, static_cast<float>(cval), out.mutable_data());
   }
   return out;

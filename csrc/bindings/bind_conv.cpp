@@ -87,7 +87,7 @@ py::object conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
   check_algorithm(s, algo);
   f32array y = new_f32({s.N, s.P, s.Q, s.K});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     conv2d_forward(s, x.data(), w.data(), has_b ? b.data() : nullptr, y.mutable_data(), relu, algo);
   }
   return std::move(y);
@@ -106,7 +106,7 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
   if (need_dx) dx = new_f32({s.N, s.H, s.W, s.C});
   if (need_db) db = new_f32({s.K});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     conv2d_backward_weight(s, dy.data(), x.data(), dw.mutable_data(), algo);
     if (need_dx) conv2d_backward_data(s, dy.data(), w.data(), dx.mutable_data(), algo);
     if (need_db) conv2d_backward_bias(s, dy.data(), db.mutable_data());

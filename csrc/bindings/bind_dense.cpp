@@ -60,7 +60,7 @@ py::object dense_impl(py::handle x_obj, py::handle w_obj, py::handle b_obj, bool
   yshape.push_back(O);
   f32array y = new_f32(yshape);
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     dense_forward(xv.rows, I, O, x.data(), w.data(), has_b ? b.data() : nullptr,
                   y.mutable_data(), relu);
   }
@@ -83,7 +83,7 @@ py::tuple dense_backward_impl(py::handle dy_obj, py::handle x_obj, py::handle w_
   f32array dw = new_f32({I, O});
   if (need_db) db = new_f32({O});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     dense_backward(xv.rows, I, O, dy.data(), x.data(), w.data(),
                    need_dx ? dx.mutable_data() : nullptr, dw.mutable_data(),
                    need_db ? db.mutable_data() : nullptr);

@@ -46,7 +46,7 @@ py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj) {
         value_error("labels: expected class indices in [0, " + std::to_string(K) + "), got " +
                     std::to_string(y[n]) + " at position " + std::to_string(n));
     {
-      py::gil_scoped_release nogil;
+      KernelCall nogil;
       loss = softmax_cross_entropy_index(logits.data(), y, dlogits.mutable_data(), N, K);
     }
   } else if (kind == 'f' && N == 0 && lab.size() == 0) {
@@ -61,7 +61,7 @@ py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj) {
                   shape_str(std::vector<i64>{N, K}) + " to match logits, got shape " + shape_str(t) +
                   " (pass class indices as an integer array)");
     {
-      py::gil_scoped_release nogil;
+      KernelCall nogil;
       loss = softmax_cross_entropy_prob(logits.data(), t.data(), dlogits.mutable_data(), N, K);
     }
   } else {
@@ -80,7 +80,7 @@ py::tuple elementwise_loss(py::handle pred_obj, py::handle target_obj, LossKerne
   f32array dpred = new_f32(shape_of(pred));
   double loss = 0.0;
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     loss = kernel(pred.data(), target.data(), dpred.mutable_data(), static_cast<i64>(pred.size()));
   }
   return py::make_tuple(py::float_(loss), dpred);

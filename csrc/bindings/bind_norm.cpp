@@ -96,7 +96,7 @@ py::tuple batch_norm_impl(py::handle x_obj, py::handle gamma_obj, py::handle bet
   f32array y = new_f32(shape_of(x));
   f32array mean = new_f32({C}), inv_std = new_f32({C});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     if (training)
       batch_norm_train_forward(v.rows, C, x.data(), has_gamma ? gamma.data() : nullptr,
                                has_beta ? beta.data() : nullptr, momentum, epsilon,
@@ -148,7 +148,7 @@ py::tuple batch_norm_backward_impl(py::handle dy_obj, py::handle cache_obj) {
   if (has_gamma) dgamma = new_f32({C});
   if (has_beta) dbeta = new_f32({C});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     batch_norm_backward(training, v.rows, C, dy.data(), x.data(),
                         has_gamma ? gamma.data() : nullptr, mean.data(), inv_std.data(),
                         dx.mutable_data(), has_gamma ? dgamma.mutable_data() : nullptr,

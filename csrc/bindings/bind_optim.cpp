@@ -93,7 +93,7 @@ void sgd(py::handle param, py::handle grad, py::handle velocity, double lr, doub
   Update u = velocity.is_none() ? prepare(param, grad, {})
                                 : prepare(param, grad, {{velocity, "velocity"}});
   float* v = use_v ? u.state[0].mutable_data() : nullptr;
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   sgd_update(u.n, u.p.mutable_data(), u.g.data(), v, static_cast<float>(lr),
              static_cast<float>(momentum), nesterov, static_cast<float>(weight_decay));
 }
@@ -105,7 +105,7 @@ void rmsprop(py::handle param, py::handle grad, py::handle ms, double lr, double
   check_eps(epsilon);
   check_wd(weight_decay);
   Update u = prepare(param, grad, {{ms, "mean_square"}});
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   rmsprop_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
                  static_cast<float>(lr), rho, static_cast<float>(epsilon),
                  static_cast<float>(weight_decay));
@@ -121,7 +121,7 @@ void adam(py::handle param, py::handle grad, py::handle m, py::handle v, double 
   check_eps(epsilon);
   check_wd(weight_decay);
   Update u = prepare(param, grad, {{m, "m"}, {v, "v"}});
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   adam_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
               u.state[1].mutable_data(), static_cast<float>(lr), step, beta_1, beta_2,
               static_cast<float>(epsilon), static_cast<float>(weight_decay));
@@ -133,7 +133,7 @@ void adagrad(py::handle param, py::handle grad, py::handle acc, double lr, doubl
   check_eps(epsilon);
   check_wd(weight_decay);
   Update u = prepare(param, grad, {{acc, "accumulator"}});
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   adagrad_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
                  static_cast<float>(lr), static_cast<float>(epsilon),
                  static_cast<float>(weight_decay));
@@ -146,7 +146,7 @@ void adadelta(py::handle param, py::handle grad, py::handle ag, py::handle ad, d
   check_eps(epsilon);
   check_wd(weight_decay);
   Update u = prepare(param, grad, {{ag, "accum_grad"}, {ad, "accum_delta"}});
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   adadelta_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
                   u.state[1].mutable_data(), static_cast<float>(lr), rho,
                   static_cast<float>(epsilon), static_cast<float>(weight_decay));
@@ -169,7 +169,7 @@ double global_norm(py::handle arrays) {
   }
   double total = 0.0;
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     for (const f32array& a : list) total += sum_squares(static_cast<i64>(a.size()), a.data());
   }
   return std::sqrt(total);
@@ -178,13 +178,13 @@ double global_norm(py::handle arrays) {
 void clip_by_value_(py::handle grad, double clipvalue) {
   check_range(clipvalue, "clipvalue", 0.0, kInf, false, "a finite number >= 0");
   f32array g = as_f32_inplace(grad, "grad");
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   clip_by_value(static_cast<i64>(g.size()), g.mutable_data(), static_cast<float>(clipvalue));
 }
 
 void scale_(py::handle array, double factor) {
   f32array a = as_f32_inplace(array, "array");
-  py::gil_scoped_release nogil;
+  KernelCall nogil;
   scale_inplace(static_cast<i64>(a.size()), a.mutable_data(), static_cast<float>(factor));
 }
 

@@ -94,7 +94,7 @@ py::tuple max_pool2d_py(py::handle x_obj, py::handle pool, py::handle stride, py
   f32array y = new_f32({s.N, s.P, s.Q, s.C});
   i64array idx(std::vector<py::ssize_t>{s.N, s.P, s.Q, s.C});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     max_pool2d(s, x.data(), y.mutable_data(), idx.mutable_data());
   }
   return py::make_tuple(y, idx);
@@ -137,7 +137,7 @@ f32array max_pool2d_backward_py(py::handle dy_obj, py::handle idx_obj, py::handl
   const i64 limit = N * in_per_image;
   i64 bad;
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     bad = max_pool2d_find_bad_index(idx.data(), N * out_per_image, limit);
   }
   if (bad >= 0)
@@ -145,7 +145,7 @@ f32array max_pool2d_backward_py(py::handle dy_obj, py::handle idx_obj, py::handl
                 ") for x_shape " + shape_str(xs) + ", got " + std::to_string(idx.data()[bad]) +
                 " at flat position " + std::to_string(bad));
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     max_pool2d_backward(dy.data(), idx.data(), N, out_per_image, in_per_image, dx.mutable_data());
   }
   return dx;
@@ -157,7 +157,7 @@ f32array avg_pool2d_py(py::handle x_obj, py::handle pool, py::handle stride, py:
   const Pool2dShape s = make_shape(shape_of(x), pool, stride, padding, "x");
   f32array y = new_f32({s.N, s.P, s.Q, s.C});
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     avg_pool2d(s, count_include_pad, x.data(), y.mutable_data());
   }
   return y;
@@ -172,7 +172,7 @@ f32array avg_pool2d_backward_py(py::handle dy_obj, py::handle x_shape_obj, py::h
   require_shape(dy, {s.N, s.P, s.Q, s.C}, "dy");
   f32array dx = new_f32(xs);
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     avg_pool2d_backward(s, count_include_pad, dy.data(), dx.mutable_data());
   }
   return dx;

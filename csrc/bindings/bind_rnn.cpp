@@ -103,7 +103,7 @@ py::tuple forward_impl(int kind, py::handle x_obj, py::handle k_obj, py::handle 
   if (kind == 0) {
     f32array c_seq = new_f32({N, T, H}), c_T = new_f32({N, H}), gates = new_f32({N, T, 4 * H});
     if (N > 0) {
-      py::gil_scoped_release nogil;
+      KernelCall nogil;
       lstm_forward(N, T, I, H, x.data(), k.data(), rk.data(), ptr(hb, b), ptr(hh0, h0),
                    ptr(hc0, c0), h_seq.mutable_data(), c_seq.mutable_data(),
                    gates.mutable_data(), h_T.mutable_data(), c_T.mutable_data());
@@ -114,7 +114,7 @@ py::tuple forward_impl(int kind, py::handle x_obj, py::handle k_obj, py::handle 
   if (kind == 1) {
     f32array gates = new_f32({N, T, 3 * H}), hh = new_f32({N, T, H});
     if (N > 0) {
-      py::gil_scoped_release nogil;
+      KernelCall nogil;
       gru_forward(N, T, I, H, x.data(), k.data(), rk.data(), ptr(hb, b), ptr(hh0, h0),
                   h_seq.mutable_data(), gates.mutable_data(), hh.mutable_data(),
                   h_T.mutable_data());
@@ -123,7 +123,7 @@ py::tuple forward_impl(int kind, py::handle x_obj, py::handle k_obj, py::handle 
     return py::make_tuple(h_seq, h_T, cache);
   }
   if (N > 0) {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     rnn_forward(N, T, I, H, x.data(), k.data(), rk.data(), ptr(hb, b), ptr(hh0, h0),
                 h_seq.mutable_data(), h_T.mutable_data());
   }
@@ -183,7 +183,7 @@ py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::
     f32array gates = need(8, {N, T, 4 * H}, "gates");
     f32array dc0 = new_f32({N, H});
     if (N > 0) {
-      py::gil_scoped_release nogil;
+      KernelCall nogil;
       lstm_backward(N, T, I, H, ptr(hdhs, dhs), ptr(hdhT, dhT), ptr(hdcT, dcT), x.data(),
                     k.data(), rk.data(), ptr(hh0, h0), ptr(hc0, c0), h_seq.data(),
                     c_seq.data(), gates.data(), dx.mutable_data(), dk.mutable_data(),
@@ -195,7 +195,7 @@ py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::
     f32array gates = need(6, {N, T, 3 * H}, "gates");
     f32array hh = need(7, {N, T, H}, "hh");
     if (N > 0) {
-      py::gil_scoped_release nogil;
+      KernelCall nogil;
       gru_backward(N, T, I, H, ptr(hdhs, dhs), ptr(hdhT, dhT), x.data(), k.data(), rk.data(),
                    ptr(hh0, h0), h_seq.data(), gates.data(), hh.data(), dx.mutable_data(),
                    dk.mutable_data(), drk.mutable_data(), pdb, dh0.mutable_data());
@@ -203,7 +203,7 @@ py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::
     return py::make_tuple(dx, dk, drk, odb, dh0);
   }
   if (N > 0) {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     rnn_backward(N, T, I, H, ptr(hdhs, dhs), ptr(hdhT, dhT), x.data(), k.data(), rk.data(),
                  ptr(hh0, h0), h_seq.data(), dx.mutable_data(), dk.mutable_data(),
                  drk.mutable_data(), pdb, dh0.mutable_data());

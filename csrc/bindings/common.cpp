@@ -156,16 +156,27 @@ void require_nonnegative(i64 v, const char* name) {
 }
 
 namespace {
+i64 checked_i64(py::handle v, const char* name) {
+  // Python ints beyond int64 (e.g. 2**64) are a ValueError naming the argument.
+  int overflow = 0;
+  const long long r = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (overflow != 0)
+    value_error(std::string(name) + ": expected sizes that fit in 64 bits, got " +
+                std::string(py::str(py::repr(v))));
+  if (r == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<i64>(r);
+}
+
 i64 int_of(py::handle v, const char* name) {
   if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v)) {
     // numpy integers are accepted through __index__
     if (!py::isinstance<py::bool_>(v) && py::hasattr(v, "__index__") &&
         !py::isinstance<py::float_>(v))
-      return v.attr("__index__")().cast<i64>();
+      return checked_i64(v.attr("__index__")(), name);
     type_error(std::string(name) + ": expected an int or a pair of ints, got " +
                std::string(py::str(py::repr(v))));
   }
-  return v.cast<i64>();
+  return checked_i64(v, name);
 }
 
 Pair parse_pair_impl(py::handle obj, const char* name, i64 min_value) {

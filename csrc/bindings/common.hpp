@@ -60,6 +60,13 @@ struct Pair {
 Pair parse_pair(py::handle obj, const char* name);        // each >= 1
 Pair parse_pair_nonneg(py::handle obj, const char* name); // each >= 0
 
+// What every binding holds around a core call: the GIL released, and the kernels'
+// floating-point environment (FTZ/DAZ on every thread of the team, restored after).
+struct KernelCall {
+  py::gil_scoped_release nogil;
+  FpEnvScope fp;
+};
+
 [[noreturn]] void value_error(const std::string& msg);
 [[noreturn]] void type_error(const std::string& msg);
 

@@ -41,7 +41,7 @@ f32array matmul(py::handle a_obj, py::handle b_obj, bool transpose_a, bool trans
   f32array c = new_f32({M, N});
   const i64 lda = a.shape(1), ldb = b.shape(1);
   {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     sgemm(M, N, K, a.data(), transpose_a ? 1 : lda, transpose_a ? lda : 1, b.data(),
           transpose_b ? 1 : ldb, transpose_b ? ldb : 1, c.mutable_data(), N);
   }
@@ -67,5 +67,24 @@ PYBIND11_MODULE(_core, m) {
     return measure_fma_peak_gflops(threads, seconds);
   }, py::arg("threads") = 1, py::arg("seconds") = 0.2,
      "Measured FP32 FMA peak in GFLOP/s on `threads` threads (for the benchmarks).");
+  m.def("_fp_state", []() {
+    const unsigned csr = fp_control_word();
+    py::dict d;
+    d["mxcsr"] = csr;
+    d["ftz"] = bool(csr & 0x8000u);
+    d["daz"] = bool(csr & 0x0040u);
+    return d;
+  }, "MXCSR of the calling thread and its FTZ/DAZ bits (0/False off x86); for the tests.");
+  m.def("_fp_state_of_team", [](bool inside_kernel) {
+    const int n = num_threads();
+    std::vector<unsigned> words(static_cast<std::size_t>(n));
+    {
+      py::gil_scoped_release nogil;
+      fp_control_words_of_team(words.data(), n, inside_kernel);
+    }
+    return words;
+  }, py::arg("inside_kernel") = false,
+     "MXCSR of each thread of a num_threads() team, as a kernel sees it (inside_kernel=True) "
+     "or as plain code sees it afterwards (False); for the tests.");
   run_registrars(m);
 }

@@ -3,6 +3,9 @@
 
 #include <atomic>
 #include <cstring>
+#if defined(FASTNN_X86)
+#include <xmmintrin.h>
+#endif
 #ifdef FASTNN_OPENMP
 #include <omp.h>
 #endif
@@ -86,6 +89,82 @@ const char* compiler_name() {
 #else
   return "unknown";
 #endif
+}
+
+// ---- floating-point environment -----------------------------------------------
+namespace {
+constexpr unsigned kFtzDaz = 0x8040u;  // MXCSR bit 15 (FTZ) | bit 6 (DAZ)
+thread_local int fp_depth = 0;
+thread_local unsigned fp_saved = 0;
+
+inline unsigned read_csr() {
+#if defined(FASTNN_X86)
+  return _mm_getcsr();
+#else
+  return 0;
+#endif
+}
+
+inline void fp_enter() {
+#if defined(FASTNN_X86)
+  if (fp_depth++ == 0) {
+    fp_saved = _mm_getcsr();
+    _mm_setcsr(fp_saved | kFtzDaz);
+  }
+#endif
+}
+
+inline void fp_leave() {
+#if defined(FASTNN_X86)
+  if (fp_depth > 0 && --fp_depth == 0) _mm_setcsr(fp_saved);  // also drops flags the kernel raised
+#endif
+}
+}  // namespace
+
+FpEnvScope::FpEnvScope() : team_(num_threads()) {
+#ifdef FASTNN_OPENMP
+  if (team_ > 1) {
+#pragma omp parallel num_threads(team_)
+    fp_enter();
+    return;
+  }
+#endif
+  team_ = 1;
+  fp_enter();
+}
+
+FpEnvScope::~FpEnvScope() {
+#ifdef FASTNN_OPENMP
+  if (team_ > 1) {
+#pragma omp parallel num_threads(team_)
+    fp_leave();
+    return;
+  }
+#endif
+  fp_leave();
+}
+
+unsigned fp_control_word() { return read_csr(); }
+
+void fp_control_words_of_team(unsigned* out, int n, bool inside_scope) {
+  for (int i = 0; i < n; ++i) out[i] = 0;
+  auto probe = [&]() {
+#ifdef FASTNN_OPENMP
+#pragma omp parallel num_threads(n)
+    {
+      const int t = omp_get_thread_num();
+      if (t < n) out[t] = read_csr();
+    }
+#else
+    out[0] = read_csr();
+#endif
+  };
+  if (inside_scope) {
+    FpEnvScope scope;
+    probe();
+  } else {
+    probe();
+  }
 }
 
 }  // namespace fastnn

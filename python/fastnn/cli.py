@@ -5,6 +5,9 @@ import sys
 
 
 def _info(argv):
+    import argparse
+
+    argparse.ArgumentParser(prog="fastnn info", description="build information and a self-check").parse_args(argv)
     import fastnn
     from fastnn import selfcheck
 
@@ -65,7 +68,12 @@ def _demo(argv):
     if stock_epochs < 1:
         ap.error(f"--stock-epochs: expected an integer >= 1, got {stock_epochs}")
     if args.threads is not None:
+        if args.threads < 1:
+            ap.error(f"--threads: expected an integer >= 1, got {args.threads}")
         fastnn.set_num_threads(args.threads)
+    for flag, value in (("--train-limit", args.train_limit), ("--test-limit", args.test_limit)):
+        if value is not None and value < 1:
+            ap.error(f"{flag}: expected an integer >= 1, got {value}")
     import time
     t0 = time.perf_counter()
     if args.part in ("digits", "all"):
@@ -92,7 +100,12 @@ def main(argv=None):
               "  info   print the build information and self-check every kernel against NumPy\n"
               "  bench  benchmark the kernels against PyTorch (if installed); --quick for a short run")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]](argv[1:])
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except (ValueError, TypeError, OSError, MemoryError) as exc:
+        # bad data files, paths or options found after parsing: a message, not a traceback
+        print(f"fastnn {argv[0]}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

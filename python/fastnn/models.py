@@ -131,15 +131,15 @@ class Sequential:
     def _allocate(self):
         """(Re)creates the arenas; existing weight values are kept, new ones initialized."""
         specs = [w for layer in self.layers for w in layer.weights]
-        n_train = sum(_align(int(np.prod(w.shape))) for w in specs if w.trainable)
-        n_state = sum(_align(int(np.prod(w.shape))) for w in specs if not w.trainable)
+        n_train = sum(_align(math.prod(w.shape)) for w in specs if w.trainable)
+        n_state = sum(_align(math.prod(w.shape)) for w in specs if not w.trainable)
         params = np.zeros(max(n_train, 1), np.float32)
         grads = np.zeros(max(n_train, 1), np.float32)
         state = np.zeros(max(n_state, 1), np.float32)
         slots = []
         ot = os_ = 0
         for w in specs:
-            size = int(np.prod(w.shape))
+            size = math.prod(w.shape)
             old = w.value
             if w.trainable:
                 w.value = params[ot:ot + size].reshape(w.shape)
@@ -348,7 +348,14 @@ class Sequential:
         self._has_regularizers = any(w.regularizer is not None for w in self._specs)
 
         history = _callbacks.History()
+        if isinstance(callbacks, _callbacks.Callback):
+            callbacks = [callbacks]
+        elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"fit: callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
         cbs = list(callbacks or [])
+        for i, c in enumerate(cbs):
+            if not isinstance(c, _callbacks.Callback):
+                raise TypeError(f"fit: callbacks[{i}]: expected a fastnn.callbacks.Callback, got {type(c).__name__}")
         if verbose:
             cbs.append(_callbacks.ProgressLogger(verbose))
         cbs.append(history)
@@ -431,6 +438,8 @@ class Sequential:
         if len(x) != len(y):
             raise ValueError(f"evaluate: x and y hold different numbers of samples ({len(x)} and {len(y)})")
         batch_size = _batch_size(batch_size)
+        if len(x) == 0:
+            raise ValueError(f"evaluate: x: expected at least one sample, got shape {x.shape}")
         sums, n = {}, len(x)
         for b0 in range(0, n, batch_size):
             xb = np.ascontiguousarray(x[b0:b0 + batch_size], dtype=np.float32)
@@ -466,7 +475,7 @@ class Sequential:
                 out.append("├" + "┼".join("─" * x for x in w) + "┤")
         out.append("└" + "┴".join("─" * x for x in w) + "┘")
         total = self.count_params()
-        trainable = sum(int(np.prod(s.shape)) for s in self._specs if s.trainable)
+        trainable = sum(math.prod(s.shape) for s in self._specs if s.trainable)
         out += [f" Total params: {total:,} ({_bytes(total * 4)})",
                 f" Trainable params: {trainable:,} ({_bytes(trainable * 4)})",
                 f" Non-trainable params: {total - trainable:,} ({_bytes((total - trainable) * 4)})"]
@@ -635,7 +644,11 @@ def _loss_id(loss):
 
 
 def _atomic_zip(filepath, meta, arrays):
+    if not isinstance(filepath, (str, bytes, os.PathLike)):
+        raise TypeError(f"save: filepath: expected a path, got {type(filepath).__name__}")
     filepath = os.fspath(filepath)
+    if os.path.isdir(filepath):
+        raise IsADirectoryError(f"save: filepath: {filepath!r} is a directory, expected a file path")
     directory = os.path.dirname(os.path.abspath(filepath))
     members = {}
     for name, arr in arrays.items():

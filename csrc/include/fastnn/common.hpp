@@ -19,6 +19,27 @@ int num_threads();
 void set_num_threads(int n);      // n >= 1, else std::invalid_argument
 bool openmp_enabled();
 
+// ---- floating-point environment ---------------------------------------------
+// Kernels run with flush-to-zero and denormals-are-zero (x86 MXCSR FTZ|DAZ), so
+// subnormal inputs never hit the slow microcode path. FpEnvScope sets both bits on
+// the calling thread and on every thread of its OpenMP team (each thread has its own
+// MXCSR) and restores each thread's saved MXCSR when it ends: the caller's
+// floating-point state is the same after a kernel as before. Nested scopes on a
+// thread are counted; only the outermost one saves and restores. No-op off x86.
+class FpEnvScope {
+ public:
+  FpEnvScope();
+  ~FpEnvScope();
+  FpEnvScope(const FpEnvScope&) = delete;
+  FpEnvScope& operator=(const FpEnvScope&) = delete;
+ private:
+  int team_;  // threads that entered (restored by the same team size)
+};
+// MXCSR of the calling thread (0 off x86), and of each thread of a team of
+// num_threads() threads, optionally inside an FpEnvScope (for the tests).
+unsigned fp_control_word();
+void fp_control_words_of_team(unsigned* out, int n, bool inside_scope);
+
 // ---- CPU features ----------------------------------------------------------
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 Isa active_isa();                 // chosen once: FASTNN_ISA env may lower it

@@ -24,6 +24,8 @@ Decisions:
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -168,7 +170,7 @@ def _load_npz(path):
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as e:
         raise ValueError(f"{path}: expected arrays x_train, y_train, x_test, y_test ({e})") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
     out = []
     for split in ("train", "test"):

@@ -50,6 +50,9 @@ def load_stock_prices(symbol="AAPL", path=None, date_column="Date", close_column
 
     if not isinstance(symbol, str) or not symbol:
         raise TypeError(f"symbol: expected a non-empty string, got {symbol!r}")
+    for arg, value in (("date_column", date_column), ("close_column", close_column)):
+        if not isinstance(value, str) or not value.strip():
+            raise TypeError(f"{arg}: expected a non-empty column name, got {value!r}")
     filter_symbol = True
     if path is None:
         key = symbol.upper()

@@ -9,6 +9,8 @@ views and returns dx (or None).
 """
 from __future__ import annotations
 
+import math
+
 import operator
 import re
 from dataclasses import dataclass, field
@@ -107,7 +109,7 @@ class Layer:
         return tuple(input_shape)
 
     def count_params(self):
-        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+        return int(sum(math.prod(w.shape) for w in self.weights))
 
     # -- computation ---------------------------------------------------------
     def forward(self, x, training=False):

@@ -1,6 +1,8 @@
 """Core layers: Input, Dense, Activation, Flatten, Dropout (+ the activation table)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core, ops, regularizers as _regularizers
@@ -157,7 +159,7 @@ class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1*d2*...) in row-major (h, w, c) order, as Keras does."""
 
     def compute_output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)   # Python ints: no int64 wrap-around
 
     def forward(self, x, training=False):
         self._shape = x.shape
@@ -170,10 +172,12 @@ class Flatten(Layer):
 class Reshape(Layer):
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
+        if target_shape is None:
+            raise TypeError("Reshape: target_shape: expected a tuple of ints, got None")
         self.target_shape = check_shape(target_shape, "target_shape")
 
     def compute_output_shape(self, input_shape):
-        if int(np.prod(input_shape)) != int(np.prod(self.target_shape)):
+        if math.prod(input_shape) != math.prod(self.target_shape):
             raise ValueError(f"Reshape: target_shape {self.target_shape} does not match input {input_shape}")
         return self.target_shape
 
