@@ -534,11 +534,15 @@ def _cli_exit(cli, argv):
     with a message (SystemExit / return code), never another exception (a traceback)."""
     err, out = io.StringIO(), io.StringIO()
     code = None
+    cwd = os.getcwd()
+    os.chdir(_tmp())  # anything a run writes (plots) lands in the temporary directory
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             code = cli.main(argv)
         except SystemExit as e:
             code = e.code
+        finally:
+            os.chdir(cwd)
     if code in (0, None):
         return  # accepted (e.g. '--seed -1' is a valid seed): fine as long as nothing else was raised
     if not (err.getvalue() or out.getvalue()).strip() and not isinstance(code, str):

@@ -127,6 +127,9 @@ def run():
         except Exception as exc:
             unexpected += 1
             notes.append(f"{section}: {label}: {type(exc).__name__}: {str(exc)[:300]}")
+    import shutil
+    for d in bad_input_api._TMP:
+        shutil.rmtree(d, ignore_errors=True)
     print("cases per section (returned normally):",
           " ".join(f"{k}={v}({returned.get(k, '-')})" for k, v in per_section.items()))
     print(f"cases {cases} crashes {crashes} unexpected {unexpected}")
