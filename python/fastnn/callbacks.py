@@ -680,19 +680,70 @@ class CSVLogger(Callback):
 # ------------------------------------------------------------------ TerminateOnNaN
 class TerminateOnNaN(Callback):
     """Stop training (``model.stop_training = True``) as soon as a batch loss is NaN or
-    Inf; with ``raise_error=True`` raise RuntimeError instead (Keras 3)."""
+    Inf; with ``raise_error=True`` raise RuntimeError instead (Keras 3).
 
-    def __init__(self, raise_error=False):
+    ``restore_last_good=True`` (a fastnn extension) first puts back the last good
+    weights (including batch-norm moving statistics) and optimizer state: those from
+    before the batch whose loss was not finite when they are all finite, otherwise those
+    from before the last batch with a finite loss. It costs one copy of the weights and
+    optimizer state per batch."""
+
+    def __init__(self, raise_error=False, restore_last_good=False):
         super().__init__()
         self.raise_error = bool(raise_error)
+        self.restore_last_good = bool(restore_last_good)
+        self._current = None   # (weights, optimizer state) before this batch
+        self._good = None      # the same before the last batch with a finite loss
+        self.restored = False  # whether the last run restored a snapshot
+
+    def on_train_begin(self, logs=None):
+        self._current = self._good = None
+        self.restored = False
+
+    def _snapshot(self):
+        opt = getattr(self.model, "optimizer", None)
+        state = opt.get_state() if opt is not None and hasattr(opt, "get_state") else None
+        return self.model.get_weights(), state
+
+    @staticmethod
+    def _finite(snap):
+        ws, state = snap
+        arrays = list(ws) + (list(state.values()) if state else [])
+        return all(np.all(np.isfinite(a)) for a in arrays if np.asarray(a).dtype.kind == "f")
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.restore_last_good:
+            self._current = self._snapshot()
+        super().on_train_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = _as_float((logs or {}).get("loss"))
+        if self.restore_last_good and loss is not None and math.isfinite(loss):
+            self._good, self._current = self._current, None
+        super().on_train_batch_end(batch, logs)
+
+    def _restore(self):
+        for snap in (self._current, self._good):
+            if snap is not None and self._finite(snap):
+                ws, state = snap
+                self.model.set_weights(ws)
+                if state is not None:
+                    self.model.optimizer.set_state(state)
+                self.restored = True
+                return True
+        return False
 
     def on_batch_end(self, batch, logs=None):
         loss = _as_float((logs or {}).get("loss"))
         if loss is not None and not math.isfinite(loss):
+            note = ""
+            if self.restore_last_good:
+                note = (" Restored the last good weights and optimizer state." if self._restore() else
+                        " No finite weights to restore.")
             if self.raise_error:
                 raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. "
-                                   f"Loss value: {loss}. Terminating training immediately.")
-            print(f"Batch {batch}: Invalid loss, terminating training")
+                                   f"Loss value: {loss}. Terminating training immediately.{note}")
+            print(f"Batch {batch}: Invalid loss, terminating training.{note}")
             self.model.stop_training = True
 
 

@@ -552,7 +552,7 @@ def load(filepath):
     meta, arrays = _read_zip(filepath)
     if meta.get("format") != FORMAT:
         raise ValueError(f"load: {filepath}: not a fastnn model file (format {meta.get('format')!r})")
-    if meta.get("version") != FORMAT_VERSION:
+    if type(meta.get("version")) is not int or meta["version"] != FORMAT_VERSION:  # not True, not 1.0
         raise ValueError(f"load: {filepath}: unsupported format version {meta.get('version')!r}")
     try:
         return _model_from(meta, arrays, filepath)
