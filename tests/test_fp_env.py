@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import _core, ops
 from helpers import compare, same_bits, threads
 
