@@ -195,6 +195,12 @@ Pair parse_pair_impl(py::handle obj, const char* name, i64 min_value) {
     value_error(std::string(name) + ": expected " +
                 (min_value > 0 ? "positive" : "non-negative") + " sizes, got " +
                 std::string(py::str(py::repr(obj))));
+  // Kernel, pool, stride and padding sizes stay below 2**31, so sums and products of
+  // them (padded extents, window areas) can never overflow 64 bits.
+  constexpr i64 kMaxSize = (i64(1) << 31) - 1;
+  if (p.h > kMaxSize || p.w > kMaxSize)
+    value_error(std::string(name) + ": expected sizes up to 2**31 - 1, got " +
+                std::string(py::str(py::repr(obj))));
   return p;
 }
 }  // namespace
