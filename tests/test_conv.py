@@ -305,6 +305,22 @@ def test_matmul_deterministic_and_row_invariant():
     same_bits(_core.matmul(a[17:18], b)[0], c1[17])
 
 
+@pytest.mark.parametrize("n", [1, 5, 32, 64])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_few_columns_path_matches_packed_path_bitwise(n, tb):
+    """Up to two column panels take a path that packs only B; its columns must carry
+    the same bits as the same columns computed by the packed path (wider B)."""
+    rs = np.random.default_rng(50 + n)
+    a, wide = f32(rs, 200, 600), f32(rs, 600, 200)
+    narrow = np.ascontiguousarray(wide[:, :n])
+    if tb:
+        c = _core.matmul(a, np.ascontiguousarray(narrow.T), transpose_b=True)
+    else:
+        c = _core.matmul(a, narrow)
+    same_bits(c, _core.matmul(a, wide)[:, :n])
+    compare(c, a.astype(np.float64) @ narrow)
+
+
 def test_matmul_bad_input():
     with pytest.raises(ValueError, match="b: expected 3 rows"):
         _core.matmul(np.zeros((2, 3), np.float32), np.zeros((4, 2), np.float32))

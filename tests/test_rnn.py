@@ -311,9 +311,12 @@ def test_nan_propagates(cell):
 
 # ---- determinism ----------------------------------------------------------------------
 @pytest.mark.parametrize("cell", CELLS)
-def test_threads_bitwise(cell):
+@pytest.mark.parametrize("N,T,I,H", [(26, 5, 7, 100), (27, 4, 1, 20), (5, 3, 7, 300)],
+                         ids=["rows-split", "rows-split-odd", "columns-split"])
+def test_threads_bitwise(cell, N, T, I, H):
+    """On 2 threads the time loop splits the batch by rows (small H, batch >= 8) or
+    the hidden columns with a barrier per step (the others): same bits as 1 thread."""
     rs = np.random.default_rng(5)
-    N, T, I, H = 26, 5, 7, 100  # large enough that the time loop runs on 2 threads
     a = make(cell, rs, N, T, I, H, scale=0.1)
     dhs, dhT, dcT = grads_out(cell, rs, N, T, H, "both")
     outs = []
