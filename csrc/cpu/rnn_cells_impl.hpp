@@ -52,7 +52,7 @@ constexpr int kT = 16 * kW;  // >= MR * NR of every ISA's micro-kernel
 // Gate non-linearities of the cells: one exponential and one division each, written
 // so that GCC vectorizes the loops that call them. e^x for x in [-88, 88] is
 // 2^n * p(r) with n = round(x / ln2), |r| <= ln2 / 2 and p the degree-6 Taylor
-// polynomial (relative error below 2e-7); sigmoid saturates to exactly 0 / 1
+// polynomial (relative error below 3e-7); sigmoid saturates to exactly 0 / 1
 // beyond |x| = 88 and tanh(x) = 2 sigmoid(2x) - 1 (absolute error below 2e-7, the
 // accuracy that matters for a cell state). NaN in, NaN out.
 inline float clamp88(float x) {
