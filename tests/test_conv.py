@@ -388,3 +388,24 @@ def test_gemm_small_rows_path_is_bitwise_row_invariant(m):
     same_bits(part, full[:m])
     compare(part, np.maximum(x[:m].astype(np.float64) @ w + b, 0))
     same_bits(_core.matmul(x[:m], w), _core.matmul(x, w)[:m])
+
+
+@pytest.mark.parametrize("r", [3, 5])
+def test_winograd_weight_cache_never_serves_stale_weights(r):
+    """Transformed Winograd weights are cached per thread by address and content: a
+    weight tensor changed in place, a new tensor at a reused address, and more tensors
+    than the cache holds must all give the result of a fresh computation."""
+    rs = np.random.default_rng(60 + r)
+    x = f32(rs, 2, 9, 9, 16)
+    w = f32(rs, r, r, 16, 16)
+    y1 = ops.conv2d(x, w, padding="same", algorithm="winograd")
+    same_bits(ops.conv2d(x, w, padding="same", algorithm="winograd"), y1)   # a hit
+    w[1, 1, 3, 7] += 0.5                                                      # in place
+    y2 = ops.conv2d(x, w, padding="same", algorithm="winograd")
+    compare(y2, ref.conv2d(x, w, padding=r // 2))
+    assert not np.array_equal(y1, y2)
+    same_bits(y2, ops.conv2d(x, w.copy(), padding="same", algorithm="winograd"))
+    others = [f32(rs, r, r, 16, 16) for _ in range(6)]
+    for _ in range(2):   # cycle through more tensors than the cache has entries
+        for wo in others + [w]:
+            compare(ops.conv2d(x, wo, padding="same", algorithm="winograd"), ref.conv2d(x, wo, padding=r // 2))
