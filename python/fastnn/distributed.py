@@ -188,6 +188,8 @@ class _DataParallel:
         for a in (m._params, m._state):
             self._bcast(a)
         opt = m.optimizer
+        if not opt.built:
+            opt.build(m._params, m._slots)
         for a in opt.variables:
             self._bcast(a)
         scalars = self._bcast(np.array([opt.iterations, m._seed] + [d.stream_seed for d in dropouts] +
