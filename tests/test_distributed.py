@@ -254,3 +254,27 @@ def test_fit_distributed_before_init_raises(tmp_path):
             "except RuntimeError as e:\n    print('ERR', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert "ERR fit(distributed=True): call fastnn.distributed.init() first" in out.stdout, out.stdout + out.stderr
+
+
+def test_generator_dropout_offsets_count_the_samples_drawn_in_the_epoch():
+    """Dropout masks are keyed by the sample's position in the epoch: with a generator the
+    position is the number of samples drawn before it in the epoch (not step x fit's
+    batch_size, which made consecutive batches share masks when the two sizes differed)."""
+    fastnn.set_seed(0)
+    m = fastnn.Sequential([layers.Dense(4, input_shape=(3,)), layers.Dropout(0.5), layers.Dense(1)])
+    m.compile(optimizer="sgd", loss="mse")
+    drop = m.layers[1]
+    offsets = []
+
+    class Spy(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            offsets.append((drop.epoch, drop.sample_offset))
+
+    def batches():
+        sizes = [10, 10, 7]
+        while True:
+            for n in sizes:
+                yield np.ones((n, 3), np.float32), np.ones((n, 1), np.float32)
+
+    m.fit(batches(), steps_per_epoch=3, epochs=2, callbacks=[Spy()], verbose=0)  # fit's batch_size: 32
+    assert offsets == [(0, 0), (0, 10), (0, 20), (1, 0), (1, 10), (1, 20)]
