@@ -14,6 +14,9 @@
         Rank 1 raises outside fit while rank 0 waits in a barrier: the job must abort.
     mpirun -n 2 python tests/distributed_fit.py mismatch OUT_DIR
         The ranks pass different numbers of samples: the same ValueError on every rank.
+    mpirun -n 2 python tests/distributed_fit.py features OUT_DIR
+        Batch normalization, a plain generator per rank, checkpoints, CSV log, early
+        stopping and warm-up (see features()).
     python tests/distributed_fit.py single OUT_DIR
         One process (MPI singleton): fit(distributed=True) equals fit() bitwise.
 """
@@ -107,6 +110,9 @@ def main():
             raise RuntimeError("boom outside fit on rank 1")
         dist.barrier()
         return
+    if mode == "features":
+        features(rank, size, comm, out)
+        return
     if mode == "mismatch":  # rank 1 passes fewer samples: every rank raises the same ValueError
         x, y, vx, vy = data()
         n = N_TRAIN if rank == 0 else 60
@@ -148,6 +154,44 @@ def main():
     with open(os.path.join(out, "result.json"), "w") as fh:
         json.dump(result, fh)
     np.savez(os.path.join(out, "final.npz"), params=model._params, optimizer=opt_flat)
+
+
+def features(rank, size, comm, out):
+    """A small model with batch normalization trained from a plain generator (each rank
+    draws its own batches of different sizes), with ModelCheckpoint, CSVLogger,
+    EarlyStopping and LearningRateWarmup: files come from rank 0 only, and weights,
+    batch-norm statistics, learning rate and logs end the same on every rank."""
+    from fastnn import layers
+    fnn.set_seed(3)
+    model = fnn.Sequential([layers.Dense(8, activation="relu", input_shape=(4,)), layers.BatchNormalization(),
+                            layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=optimizers.Adam(2e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(100 + rank)  # different data on each rank
+
+    def batches():
+        while True:
+            x = rng.normal(size=(5 + rank, 4)).astype(np.float32)
+            yield x, (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 1)
+
+    vx = np.random.default_rng(7).normal(size=(11, 4)).astype(np.float32)
+    vy = (vx[:, 0] > 0).astype(np.int64)
+    cbs = [callbacks.LearningRateWarmup(warmup_steps=6),
+           callbacks.ModelCheckpoint(os.path.join(out, f"ckpt-rank{rank}-{{epoch}}.fnn")),
+           callbacks.CSVLogger(os.path.join(out, f"log-rank{rank}.csv")),
+           # an unreachable baseline: stops after `patience` epochs, whatever the values
+           callbacks.EarlyStopping(monitor="val_accuracy", patience=3, baseline=1.5, restore_best_weights=True)]
+    h = model.fit(batches(), steps_per_epoch=4, epochs=6, validation_data=(vx, vy), callbacks=cbs, verbose=0,
+                  distributed=True)
+    mine = np.concatenate([model._params, model._state, *model.optimizer.variables,
+                           [model.optimizer.learning_rate, len(h.history["loss"])],
+                           h.history["loss"], h.history["val_loss"], h.history["learning_rate"]]).astype(np.float64)
+    every = np.empty((size, mine.size), np.float64)
+    comm.Allgather(mine, every)
+    if rank == 0:
+        with open(os.path.join(out, "result.json"), "w") as fh:
+            json.dump({"identical": bool((every == every[0]).all()), "epochs": len(h.history["loss"]),
+                       "files": sorted(os.listdir(out)), "history": h.history,
+                       "warmup_target": cbs[0].target}, fh)
 
 
 def _single_same_batch():

@@ -238,6 +238,22 @@ def test_a_failing_rank_aborts_the_job_with_its_message(tmp_path, mode, message)
     assert seconds < 60, seconds  # did not hang (rank 0 was waiting in a collective)
 
 
+def test_batchnorm_generator_checkpoint_csv_earlystopping_warmup_on_two_ranks(tmp_path):
+    proc, _ = _launch("features", tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(tmp_path / "result.json") as fh:
+        result = json.load(fh)
+    # weights, batch-norm statistics, optimizer state, rate and logs: the same bits everywhere
+    assert result["identical"]
+    assert result["epochs"] == 3  # EarlyStopping stopped every rank after the same epoch
+    assert result["files"] == ["ckpt-rank0-1.fnn", "ckpt-rank0-2.fnn", "ckpt-rank0-3.fnn", "log-rank0.csv",
+                               "result.json"]  # rank 0 only
+    # warm-up from 1/size of the rate over 6 batches (4 per epoch): epoch 0 ends with the
+    # rate of batch 3, the warm-up is over from batch 6 on
+    assert result["warmup_target"] == pytest.approx(0.02)
+    assert result["history"]["learning_rate"] == pytest.approx([0.02 * (0.5 + 0.5 * 3 / 6), 0.02, 0.02])
+
+
 def test_one_rank_distributed_fit_equals_plain_fit_bitwise(tmp_path):
     proc, _ = _launch("single", tmp_path, ranks=0)
     assert proc.returncode == 0, proc.stdout + proc.stderr
