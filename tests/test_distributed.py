@@ -267,9 +267,16 @@ def test_fit_distributed_before_init_raises(tmp_path):
     code = ("import numpy as np, fastnn\n"
             "m = fastnn.Sequential([fastnn.layers.Dense(1, input_shape=(2,))]); m.compile('sgd', 'mse')\n"
             "try:\n    m.fit(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32), verbose=0, distributed=True)\n"
-            "except RuntimeError as e:\n    print('ERR', e)\n")
+            "except RuntimeError as e:\n    print('ERR', e)\n"
+            # on a single rank an error in fit propagates (nothing can hang): no MPI_Abort
+            "import fastnn.distributed as dist; dist.init()\n"
+            "class Boom(fastnn.callbacks.Callback):\n"
+            "    def on_train_batch_end(self, batch, logs=None):\n        raise KeyError('boom')\n"
+            "try:\n    m.fit(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32), verbose=0, distributed=True,\n"
+            "          callbacks=[Boom()])\nexcept KeyError as e:\n    print('CAUGHT', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert "ERR fit(distributed=True): call fastnn.distributed.init() first" in out.stdout, out.stdout + out.stderr
+    assert "CAUGHT 'boom'" in out.stdout and out.returncode == 0, out.stdout + out.stderr
 
 
 def test_generator_dropout_offsets_count_the_samples_drawn_in_the_epoch():

@@ -715,9 +715,10 @@ def _uses_dropout_stream(layer):
 
 
 class _AbortOnError:
-    """Distributed fit: an exception on this rank (a failing callback, bad data, Ctrl-C)
-    prints its traceback with the rank number and aborts the whole MPI job, because the
-    other ranks would otherwise wait for it in the next collective forever."""
+    """Distributed fit on several ranks: an exception on this rank (a failing callback,
+    bad data, Ctrl-C) prints its traceback with the rank number and aborts the whole MPI
+    job, because the other ranks would otherwise wait for it in the next collective
+    forever. On a single rank the exception propagates as usual."""
 
     def __init__(self, dp):
         self.dp = dp
@@ -729,7 +730,7 @@ class _AbortOnError:
         pass
 
     def __exit__(self, kind, value, tb):
-        if value is not None:
+        if value is not None and self.dp.size > 1:
             from . import distributed
             distributed.abort(value)
         return False
