@@ -285,3 +285,16 @@ def test_bench_command_writes_reports(tmp_path):
         with pytest.raises(SystemExit):
             harness.main(bad + ["--out", str(tmp_path)])
     assert os.path.exists(tmp_path / "bench-latest.md")
+
+
+def test_a_peer_that_fails_while_timed_is_dropped_with_a_note(tmp_path):
+    class Dying(FakeWorker):
+        def timer(self, variant):
+            def run(reps):
+                raise RuntimeError("torch worker (threads=1) exited with code -9")
+            return run
+    res = harness.run_one("gemm:m8n6k5", 1, {"torch": Dying("torch", ["torch"])}, str(tmp_path), rounds=2,
+                          min_time=1e-4)
+    assert set(res.times) == {"fastnn"}
+    assert [n for n in res.notes if "timing failed" in n] == ["torch: timing failed: torch worker (threads=1) "
+                                                              "exited with code -9"]

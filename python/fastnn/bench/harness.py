@@ -117,7 +117,7 @@ def time_interleaved(timers: dict, rounds: int, min_time: float = 0.02, budget: 
         dt = run(1)
         if dt < 50 * min_time:
             dt = run(1)
-        reps[name] = max(1, math.ceil(min_time / max(dt, 1e-7)))
+        reps[name] = max(1, math.ceil(min_time / max(dt, 1e-7))) if dt == dt else 1   # NaN: a failed peer
     samples = {name: [] for name in timers}
     t_start = time.perf_counter()
     done = 0
@@ -199,8 +199,10 @@ def run_one(text, nt, pool, tmp, rounds=15, seed=0, min_time=0.02, budget=None):
                 res.notes.append(f"VERIFY FAILED: fastnn vs {v}: max rel err {err:.2e} > {tolerance(prob):.0e}; "
                                  f"{v} not timed")
                 continue
-            timers[v] = w.timer(v)
+            timers[v] = _guarded(w.timer(v), v, res.notes)
     times, res.rounds = time_interleaved(timers, rounds, min_time=min_time, budget=budget)
+    for k in [k for k, v in times.items() if not all(math.isfinite(x) for x in v)]:
+        del times[k]
     per = prob.per_call
     res.times = {k: tuple(x / per for x in v) for k, v in times.items()}
     if res.flops:
@@ -215,6 +217,20 @@ def run_one(text, nt, pool, tmp, rounds=15, seed=0, min_time=0.02, budget=None):
                 pass
     res.wall = time.perf_counter() - t_row
     return res
+
+
+def _guarded(timer, variant, notes):
+    """A peer's timer that turns a failure (a worker that died or raised) into NaN
+    samples and one note, so the row and the rest of the run go on without that peer."""
+    def run(reps):
+        try:
+            return timer(reps)
+        except RuntimeError as e:
+            msg = f"{variant}: timing failed: {str(e).splitlines()[0]}"
+            if msg not in notes:
+                notes.append(msg)
+            return float("nan")
+    return run
 
 
 def _local_timer(fn):
@@ -426,7 +442,9 @@ def main(argv=None):
     elapsed = time.perf_counter() - t_start
     os.makedirs(args.out, exist_ok=True)
     payload = {"machine": machine_info(peaks, versions), "command": "fastnn bench " + " ".join(argv),
-               "seconds": elapsed, "results": [r.__dict__ for r in results], "summaries": extra}
+               "seconds": elapsed, "settings": {"threads": threads, "rounds": rounds, "min_time_s": min_time,
+                                                "budget_s_per_row": budget, "peers": frameworks},
+               "results": [r.__dict__ for r in results], "summaries": extra}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for path in (os.path.join(args.out, f"bench-{stamp}.json"), os.path.join(args.out, "bench-latest.json")):
         _write(path, json.dumps(payload, indent=1))
