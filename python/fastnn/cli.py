@@ -92,7 +92,7 @@ def main(argv=None):
         print("usage: fastnn {demo|info|bench} [options]\n"
               "  demo   train the workbook models (digit CNN, stock LSTM) on the bundled data; --quick for a short run\n"
               "  info   print the build information and self-check every kernel against NumPy\n"
-              "  bench  benchmark the kernels against PyTorch (if installed); --quick for a short run")
+              "  bench  verify and time fastnn against PyTorch, TensorFlow/Keras and JAX (those installed); --quick for a short run")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return COMMANDS[argv[0]](argv[1:])
 
