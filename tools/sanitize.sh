@@ -9,7 +9,7 @@ pybind_dir=$(python3 -c "import pybind11; print(pybind11.get_cmake_dir())")
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 cmake -S "$root" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -Dpybind11_DIR="$pybind_dir" \
   -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF >/dev/null
+  -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF -DFASTNN_CUDA=OFF >/dev/null
 cmake --build "$bdir" >/dev/null
 site="$bdir/site/fastnn"
 rm -rf "$bdir/site"
