@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The one prepared check for a lent GPU machine (H100/H200, driver 580, nvcc 13,
+# Python with PyTorch+CUDA, CuPy, pybind11, scikit-build-core, CMake, ninja; no
+# network). Run from the repository root:
+#     OUT=/some/dir bash bench/device_check.sh
+# Steps (each under `timeout`, all within 8 minutes; a failing step is logged and
+# the next one still runs):
+#   1. environment: nvidia-smi, nvcc, python, torch, cupy          -> env.txt
+#   2. build + install with CUDA (pip --no-build-isolation, FASTNN_CUDA=ON) -> build.log
+#   3. the `cuda` tests (tests/test_cuda.py -m cuda)               -> pytest_cuda.log, .xml
+#   4. compute-sanitizer memcheck over a small subset (the tool may refuse
+#      the device on some runtimes: that is reported, not fatal)  -> memcheck.log
+#   5. benchmarks vs PyTorch (cuBLAS/cuDNN)                        -> bench.log, cuda_bench.json
+# A summary with each step's exit status and seconds goes to summary.json.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/device_check_out}
+mkdir -p "$OUT"
+start=$(date +%s)
+deadline=$((start + 470))  # 8 minutes minus a margin for the summary
+summary="$OUT/summary.json"
+echo "{" > "$summary"
+
+left() { echo $((deadline - $(date +%s))); }
+
+# run_step NAME MAX_SECONDS LOGFILE command...
+run_step() {
+  local name=$1 max=$2 log=$3
+  shift 3
+  local budget
+  budget=$(left)
+  [ "$budget" -gt "$max" ] && budget=$max
+  if [ "$budget" -lt 5 ]; then
+    echo "  \"$name\": {\"rc\": \"skipped (no time left)\"}," >> "$summary"
+    echo "== $name: skipped, no time left"
+    return
+  fi
+  echo "== $name (limit ${budget}s) -> $log"
+  local t0=$(date +%s)
+  timeout --kill-after=10 "$budget" "$@" > "$OUT/$log" 2>&1
+  local rc=$?
+  local dt=$(( $(date +%s) - t0 ))
+  echo "  \"$name\": {\"rc\": $rc, \"seconds\": $dt, \"log\": \"$log\"}," >> "$summary"
+  echo "   rc=$rc in ${dt}s"
+  tail -n 5 "$OUT/$log"
+}
+
+env_info() {
+  nvidia-smi || true
+  nvcc --version || true
+  python -c "import sys; print(sys.version)"
+  python -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0))" || true
+  python -c "import cupy; print('cupy', cupy.__version__)" || true
+  python -c "import pytest; print('pytest', pytest.__version__)" || true
+  command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null || true
+  nproc
+}
+
+build() {
+  export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
+  time python -m pip install --no-build-isolation --no-deps -v . -Ccmake.define.FASTNN_CUDA=ON
+  # run from outside the tree so the installed package is the one imported
+  (cd /tmp && python -c "import fastnn, fastnn.cuda as fc; print(fastnn.build_info()); print('available', fc.is_available(), fc.device_count())")
+}
+
+cuda_tests() {
+  python -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_cuda.xml"
+}
+
+memcheck() {
+  local cs
+  cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
+  if [ -z "$cs" ]; then echo "compute-sanitizer not found"; return 3; fi
+  "$cs" --tool memcheck --leak-check no --error-exitcode 9 \
+    python -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -x \
+    -k "TestArray or test_dense or test_pools or test_dropout or test_softmax_cross_entropy or test_optimizer_updates or test_conv2d_forward_backward"
+}
+
+run_step env 20 env.txt env_info
+run_step build 240 build.log build
+run_step cuda_tests 150 pytest_cuda.log cuda_tests
+run_step memcheck 120 memcheck.log memcheck
+run_step bench 120 bench.log python bench/cuda_bench.py --out "$OUT/cuda_bench.json"
+echo "  \"total_seconds\": $(( $(date +%s) - start ))" >> "$summary"
+echo "}" >> "$summary"
+cat "$summary"
