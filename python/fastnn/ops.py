@@ -27,13 +27,19 @@ def _is_gpu(x) -> bool:
     return True
 
 
-def _cuda_twin(name):
-    global _gpu_array_type
-    from . import cuda
+_twins = {}  # name -> fastnn._cuda function, filled on first GPU use
 
-    module = cuda._require(f"ops.{name}")
-    _gpu_array_type = module.Array
-    return getattr(module, name)
+
+def _cuda_twin(name):
+    twin = _twins.get(name)
+    if twin is None:
+        global _gpu_array_type
+        from . import cuda
+
+        module = cuda._require(f"ops.{name}")  # RuntimeError: not built / no GPU
+        _gpu_array_type = module.Array
+        twin = _twins[name] = getattr(module, name)
+    return twin
 
 
 def _dispatching(name, first):
