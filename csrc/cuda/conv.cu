@@ -1,8 +1,8 @@
 // 2-D convolution (NHWC x, HWIO w) as implicit GEMM on the tiled engine of
 // gemm_tile.cuh: no im2col buffer, the loaders below gather the pixels of each
 // tap while the tiles are staged. Per output element the sum runs over the
-// reduction index in increasing order (taps (r, s) in order, channels in order),
-// so results are batch-size invariant and the same on every run.
+// reduction index in increasing order (taps (r, s) in order, channels in order;
+// split-K slices, when the engine uses them, in slice order): the same on every run.
 #include "fastnn/cuda/kernels.hpp"
 #include "gemm_tile.cuh"
 

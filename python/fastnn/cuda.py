@@ -63,6 +63,8 @@ def _require(what: str):
     """The CUDA module, or RuntimeError saying why it cannot be used."""
     m = _load()
     if m is None:
+        if _import_error and "No module named" not in _import_error:
+            raise RuntimeError(f"{what}: the CUDA module fastnn._cuda failed to import: {_import_error}")
         raise RuntimeError(f"{what}: fastnn was built without CUDA (no CUDA toolkit at build time; "
                            f"rebuild with one, e.g. pip install . -Ccmake.define.FASTNN_CUDA=ON)")
     if m.device_count() == 0:

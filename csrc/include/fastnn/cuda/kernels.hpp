@@ -30,8 +30,10 @@ using i64 = std::int64_t;
 // A(m, k) = a[m*a_rs + k*a_cs], B(k, n) = b[k*b_rs + n*b_cs], C row-major (ldc).
 // Tiled: 64x64 output tiles, 16-deep k slices staged in shared memory, a 4x4
 // register block per thread, float4 loads where the operand is contiguous and
-// aligned. Each C element sums k in increasing order (split-K: in fixed slices,
-// combined in slice order), so results are batch-size invariant for A's rows.
+// aligned. Each C element sums k in increasing order; when the output has few tiles
+// and K is long, K is cut into slices (a count fixed by (M, N, K)) whose partial
+// sums are added in slice order. So results are the same on every run, but a
+// different M (batch size) can change the slicing and thus the last bits.
 // bias may be nullptr. M, N >= 0, K >= 0 (K == 0 gives bias / zeros).
 void sgemm(i64 M, i64 N, i64 K, const float* a, i64 a_rs, i64 a_cs, const float* b,
            i64 b_rs, i64 b_cs, float* c, i64 ldc, const float* bias, bool relu);
