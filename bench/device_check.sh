@@ -15,6 +15,7 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device_check_out}
+PY=${PYTHON:-$(command -v python3 || command -v python)}
 mkdir -p "$OUT"
 start=$(date +%s)
 deadline=$((start + 470))  # 8 minutes minus a margin for the summary
@@ -37,7 +38,8 @@ run_step() {
   fi
   echo "== $name (limit ${budget}s) -> $log"
   local t0=$(date +%s)
-  timeout --kill-after=10 "$budget" "$@" > "$OUT/$log" 2>&1
+  # bash -c so that the step may be one of the functions below (exported)
+  timeout --kill-after=10 "$budget" bash -c '"$@"' "$name" "$@" > "$OUT/$log" 2>&1
   local rc=$?
   local dt=$(( $(date +%s) - t0 ))
   echo "  \"$name\": {\"rc\": $rc, \"seconds\": $dt, \"log\": \"$log\"}," >> "$summary"
@@ -48,39 +50,51 @@ run_step() {
 env_info() {
   nvidia-smi || true
   nvcc --version || true
-  python -c "import sys; print(sys.version)"
-  python -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0))" || true
-  python -c "import cupy; print('cupy', cupy.__version__)" || true
-  python -c "import pytest; print('pytest', pytest.__version__)" || true
+  "$PY" -c "import sys; print(sys.version)"
+  "$PY" -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0))" || true
+  "$PY" -c "import cupy; print('cupy', cupy.__version__)" || true
+  "$PY" -c "import pytest; print('pytest', pytest.__version__)" || true
   command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null || true
   nproc
 }
 
 build() {
   export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
-  time python -m pip install --no-build-isolation --no-deps -v . -Ccmake.define.FASTNN_CUDA=ON
+  time "$PY" -m pip install --no-build-isolation --no-deps -v . -Ccmake.define.FASTNN_CUDA=ON
   # run from outside the tree so the installed package is the one imported
-  (cd /tmp && python -c "import fastnn, fastnn.cuda as fc; print(fastnn.build_info()); print('available', fc.is_available(), fc.device_count())")
+  (cd /tmp && "$PY" -c "import fastnn, fastnn.cuda as fc; print(fastnn.build_info()); print('available', fc.is_available(), fc.device_count())")
+}
+
+# pytest may be missing there (no network): wheels carried in bench/wheels are used,
+# e.g. made here with: pip download pytest -d bench/wheels --only-binary :all:
+ensure_pytest() {
+  "$PY" -c "import pytest" 2>/dev/null && return 0
+  [ -d bench/wheels ] && "$PY" -m pip install --no-index --find-links bench/wheels pytest
+  "$PY" -c "import pytest"
 }
 
 cuda_tests() {
-  python -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_cuda.xml"
+  ensure_pytest || return 4
+  "$PY" -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_cuda.xml"
 }
 
 memcheck() {
   local cs
   cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
   if [ -z "$cs" ]; then echo "compute-sanitizer not found"; return 3; fi
+  ensure_pytest || return 4
   "$cs" --tool memcheck --leak-check no --error-exitcode 9 \
-    python -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -x \
+    "$PY" -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -x \
     -k "TestArray or test_dense or test_pools or test_dropout or test_softmax_cross_entropy or test_optimizer_updates or test_conv2d_forward_backward"
 }
 
+export OUT PY
+export -f env_info build ensure_pytest cuda_tests memcheck
 run_step env 20 env.txt env_info
 run_step build 240 build.log build
 run_step cuda_tests 150 pytest_cuda.log cuda_tests
 run_step memcheck 120 memcheck.log memcheck
-run_step bench 120 bench.log python bench/cuda_bench.py --out "$OUT/cuda_bench.json"
+run_step bench 120 bench.log "$PY" bench/cuda_bench.py --out "$OUT/cuda_bench.json"
 echo "  \"total_seconds\": $(( $(date +%s) - start ))" >> "$summary"
 echo "}" >> "$summary"
 cat "$summary"
