@@ -85,7 +85,7 @@ memcheck() {
   ensure_pytest || return 4
   "$cs" --tool memcheck --leak-check no --error-exitcode 9 \
     "$PY" -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider -x \
-    -k "TestArray or test_dense or test_pools or test_dropout or test_softmax_cross_entropy or test_optimizer_updates or test_conv2d_forward_backward"
+    -k "TestArray or test_batch_norm or test_dense or test_pools or test_dropout or test_softmax_cross_entropy or test_optimizer_updates or test_conv2d_forward_backward"
 }
 
 export OUT PY

@@ -102,8 +102,8 @@ def test_ops_dispatch_gpu_objects_and_fail_clearly_without_gpu():
 def test_ops_without_cuda_twin_reject_gpu_objects():
     with pytest.raises(TypeError, match="no CUDA kernel for lstm_forward"):
         ops.lstm_forward(FakeGpuArray(), None, None, None)
-    with pytest.raises(TypeError, match="no CUDA kernel for batch_norm"):
-        ops.batch_norm(x=FakeGpuArray(), gamma=None, beta=None, running_mean=None, running_var=None, training=False)
+    with pytest.raises(TypeError, match="no CUDA kernel for gru_backward"):
+        ops.gru_backward(dh_seq=FakeGpuArray(), cache=None)
 
 
 def test_cpu_path_unchanged_for_host_inputs():
@@ -343,6 +343,29 @@ def test_dropout(device):
     assert 0.2 < 1 - mask.mean() < 0.4
     dx = ops.dropout_backward(to_dev(dy, device), to_dev(mask, device), 0.3)
     compare(host(dx), ref.dropout_apply(dy, mask, 0.3), name="dx")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (2000, 7), (0, 4)])
+def test_batch_norm(device, training, shape):
+    rs = np.random.default_rng(14)
+    C = shape[-1]
+    x, dy = rnd(rs, *shape) * 3 + 1, rnd(rs, *shape)
+    gamma, beta = rnd(rs, C), rnd(rs, C)
+    rm, rv = rnd(rs, C), np.abs(rnd(rs, C)) + 0.5
+    y_ref, rm_ref, rv_ref = ref.batch_norm(x, gamma, beta, rm, rv, training)
+    drm, drv = to_dev(rm.copy(), device), to_dev(rv.copy(), device)
+    y, cache = ops.batch_norm(to_dev(x, device), to_dev(gamma, device), to_dev(beta, device), drm, drv,
+                              training=training)
+    compare(host(y), y_ref, name="y")
+    compare(host(drm), rm_ref, name="running_mean")
+    compare(host(drv), rv_ref, name="running_var")
+    dx, dgamma, dbeta = ops.batch_norm_backward(to_dev(dy, device), cache)
+    rdx, rdg, rdb = ref.batch_norm_backward(dy, x, gamma, rm, rv, training)
+    compare(host(dx), rdx, name="dx", rtol=2e-4)
+    compare(host(dgamma), rdg, name="dgamma")
+    compare(host(dbeta), rdb, name="dbeta")
 
 
 OPT_CASES = [

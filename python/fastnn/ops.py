@@ -121,9 +121,10 @@ def global_norm(arrays):
 
 clip_by_value_ = _dispatching("clip_by_value_", "grad")
 scale_ = _dispatching("scale_", "array")
-# no CUDA kernels yet: batch norm and the recurrent layers
-batch_norm = _cpu_only("batch_norm", "x")
-batch_norm_backward = _cpu_only("batch_norm_backward", "dy")
+# batch norm (the backward dispatches on dy)
+batch_norm = _dispatching("batch_norm", "x")
+batch_norm_backward = _dispatching("batch_norm_backward", "dy")
+# no CUDA kernels yet: the recurrent layers
 lstm_forward = _cpu_only("lstm_forward", "x")
 lstm_backward = _cpu_only("lstm_backward", "dh_seq")
 gru_forward = _cpu_only("gru_forward", "x")

@@ -103,6 +103,16 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db);
 
+// ---- batchnorm.cu (contract of fastnn/batchnorm.hpp; x viewed as (rows, C)) --------
+void batch_norm_train_forward(i64 rows, i64 C, const float* x, const float* gamma, const float* beta,
+                              double momentum, double epsilon, float* running_mean, float* running_var,
+                              float* y, float* mean_out, float* inv_std_out);
+void batch_norm_infer_forward(i64 rows, i64 C, const float* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, double epsilon, float* y,
+                              float* mean_out, float* inv_std_out);
+void batch_norm_backward(bool training, i64 rows, i64 C, const float* dy, const float* x, const float* gamma,
+                         const float* mean, const float* inv_std, float* dx, float* dgamma, float* dbeta);
+
 // ---- optim.cu (formulas and argument rules of fastnn/optim.hpp) ----------------------
 void sgd_update(i64 n, float* p, const float* g, float* v, float lr, float momentum,
                 bool nesterov, float weight_decay);
