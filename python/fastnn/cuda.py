@@ -34,8 +34,11 @@ def _load():
             from . import _cuda  # built only with a CUDA toolkit
             _module = _cuda
         except ImportError as exc:
+            import importlib.util
+
             _module = None
-            _import_error = str(exc)
+            # empty when the module was simply not built; the reason when it is there but broken
+            _import_error = "" if importlib.util.find_spec(f"{__package__}._cuda") is None else str(exc)
     return _module
 
 
@@ -63,7 +66,7 @@ def _require(what: str):
     """The CUDA module, or RuntimeError saying why it cannot be used."""
     m = _load()
     if m is None:
-        if _import_error and "No module named" not in _import_error:
+        if _import_error:
             raise RuntimeError(f"{what}: the CUDA module fastnn._cuda failed to import: {_import_error}")
         raise RuntimeError(f"{what}: fastnn was built without CUDA (no CUDA toolkit at build time; "
                            f"rebuild with one, e.g. pip install . -Ccmake.define.FASTNN_CUDA=ON)")
