@@ -60,6 +60,8 @@ env_info() {
 
 build() {
   export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
+  export PATH="$PATH:/usr/local/cuda/bin"
+  export CUDACXX=${CUDACXX:-$(command -v nvcc)}
   time "$PY" -m pip install --no-build-isolation --no-deps -v . -Ccmake.define.FASTNN_CUDA=ON
   # run from outside the tree so the installed package is the one imported
   (cd /tmp && "$PY" -c "import fastnn, fastnn.cuda as fc; print(fastnn.build_info()); print('available', fc.is_available(), fc.device_count())")
