@@ -1,4 +1,4 @@
-"""Kernel benchmarks vs PyTorch: `python bench/run.py [--quick]` (same as `fastnn bench`)."""
+"""Benchmarks vs PyTorch, TensorFlow/Keras and JAX: `python bench/run.py [--quick]` (same as `fastnn bench`)."""
 import sys
 
 from fastnn.bench import main

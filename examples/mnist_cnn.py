@@ -1,6 +1,7 @@
 """The digit-recognizer workbook CNN, reproduced with fastnn.
 
     python examples/mnist_cnn.py --data ../shared/data/mnist --epochs 8
+    mpirun -n 2 python examples/mnist_cnn.py --distributed --batch-size 43   # 2 ranks, global batch 86
 
 Conv2D(32,5,same,relu) x2 -> MaxPool2D(2) -> Dropout(.25) -> Conv2D(64,3,same,relu) x2
 -> MaxPool2D(2, strides 2) -> Dropout(.25) -> Flatten -> Dense(256, relu) -> Dropout(.5)
@@ -34,12 +35,18 @@ def main(argv=None):
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     ap.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    ap.add_argument("--distributed", action="store_true",
+                    help="data-parallel over the ranks of an MPI job (mpirun/srun); --batch-size is then per rank")
     ap.add_argument("--out", default=".", help="directory for the PNG plots (written when matplotlib is installed)")
     args = ap.parse_args(argv)
-    if args.threads:
+    if args.distributed:
+        import fastnn.distributed as dist
+        dist.init(threads_per_rank=args.threads)
+    elif args.threads:
         fnn.set_num_threads(args.threads)
     run_mnist(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-              train_limit=args.train_limit, augment=not args.no_augment, out_dir=args.out or None, verbose=args.verbose)
+              train_limit=args.train_limit, augment=not args.no_augment, out_dir=args.out or None, verbose=args.verbose,
+              distributed=args.distributed)
     return 0
 
 

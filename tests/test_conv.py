@@ -305,6 +305,22 @@ def test_matmul_deterministic_and_row_invariant():
     same_bits(_core.matmul(a[17:18], b)[0], c1[17])
 
 
+@pytest.mark.parametrize("n", [1, 5, 32, 64])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_few_columns_path_matches_packed_path_bitwise(n, tb):
+    """Up to two column panels take a path that packs only B; its columns must carry
+    the same bits as the same columns computed by the packed path (wider B)."""
+    rs = np.random.default_rng(50 + n)
+    a, wide = f32(rs, 200, 600), f32(rs, 600, 200)
+    narrow = np.ascontiguousarray(wide[:, :n])
+    if tb:
+        c = _core.matmul(a, np.ascontiguousarray(narrow.T), transpose_b=True)
+    else:
+        c = _core.matmul(a, narrow)
+    same_bits(c, _core.matmul(a, wide)[:, :n])
+    compare(c, a.astype(np.float64) @ narrow)
+
+
 def test_matmul_bad_input():
     with pytest.raises(ValueError, match="b: expected 3 rows"):
         _core.matmul(np.zeros((2, 3), np.float32), np.zeros((4, 2), np.float32))
@@ -372,3 +388,24 @@ def test_gemm_small_rows_path_is_bitwise_row_invariant(m):
     same_bits(part, full[:m])
     compare(part, np.maximum(x[:m].astype(np.float64) @ w + b, 0))
     same_bits(_core.matmul(x[:m], w), _core.matmul(x, w)[:m])
+
+
+@pytest.mark.parametrize("r", [3, 5])
+def test_winograd_weight_cache_never_serves_stale_weights(r):
+    """Transformed Winograd weights are cached per thread by address and content: a
+    weight tensor changed in place, a new tensor at a reused address, and more tensors
+    than the cache holds must all give the result of a fresh computation."""
+    rs = np.random.default_rng(60 + r)
+    x = f32(rs, 2, 9, 9, 16)
+    w = f32(rs, r, r, 16, 16)
+    y1 = ops.conv2d(x, w, padding="same", algorithm="winograd")
+    same_bits(ops.conv2d(x, w, padding="same", algorithm="winograd"), y1)   # a hit
+    w[1, 1, 3, 7] += 0.5                                                      # in place
+    y2 = ops.conv2d(x, w, padding="same", algorithm="winograd")
+    compare(y2, ref.conv2d(x, w, padding=r // 2))
+    assert not np.array_equal(y1, y2)
+    same_bits(y2, ops.conv2d(x, w.copy(), padding="same", algorithm="winograd"))
+    others = [f32(rs, r, r, 16, 16) for _ in range(6)]
+    for _ in range(2):   # cycle through more tensors than the cache has entries
+        for wo in others + [w]:
+            compare(ops.conv2d(x, wo, padding="same", algorithm="winograd"), ref.conv2d(x, wo, padding=r // 2))

@@ -311,9 +311,12 @@ def test_nan_propagates(cell):
 
 # ---- determinism ----------------------------------------------------------------------
 @pytest.mark.parametrize("cell", CELLS)
-def test_threads_bitwise(cell):
+@pytest.mark.parametrize("N,T,I,H", [(26, 5, 7, 100), (27, 4, 1, 20), (5, 3, 7, 300)],
+                         ids=["rows-split", "rows-split-odd", "columns-split"])
+def test_threads_bitwise(cell, N, T, I, H):
+    """On 2 threads the time loop splits the batch by rows (small H, batch >= 8) or
+    the hidden columns with a barrier per step (the others): same bits as 1 thread."""
     rs = np.random.default_rng(5)
-    N, T, I, H = 26, 5, 7, 100  # large enough that the time loop runs on 2 threads
     a = make(cell, rs, N, T, I, H, scale=0.1)
     dhs, dhT, dcT = grads_out(cell, rs, N, T, H, "both")
     outs = []
@@ -337,3 +340,40 @@ def test_batch_size_invariance(cell):
             if b[key] is not None:
                 b[key] = a[key][i:i + 1].copy()
         same_bits(fwd(cell, b)[0][0], h_seq[i], f"row {i}")
+
+
+@pytest.mark.parametrize("isa", [None, "avx2", "generic"])
+def test_cell_nonlinearities_accuracy_over_the_whole_range(isa):
+    """One LSTM step from zero state isolates the cells' sigmoid and tanh:
+    h = o * tanh(i * g) with (i, f, g, o) = act(x . kernel). Pre-activations sweep
+    [-100, 100] (saturation included) and +-Inf; the documented bound is 2e-7
+    absolute per non-linearity, so h may be off by a few 1e-7, never more."""
+    import json
+    import os
+    import subprocess
+    import sys
+    code = r"""
+import json, numpy as np
+from fastnn import ops
+z = np.concatenate([np.linspace(-100, 100, 20001), np.linspace(-3, 3, 6001), [np.inf, -np.inf]]).astype(np.float32)
+x = z[:, None, None]                        # N samples, T = 1, I = 1; H = 1
+kernel = np.array([[1.0, 0.5, -1.0, 2.0]], np.float32)
+h, hT, cT, cache = ops.lstm_forward(x, kernel, np.zeros((1, 4), np.float32), None)
+with np.errstate(invalid="ignore", over="ignore"):
+    pre = z.astype(np.float64)[:, None] * kernel[0].astype(np.float64)
+    sg = lambda v: 1 / (1 + np.exp(-v))
+    i, f, g, o = sg(pre[:, 0]), sg(pre[:, 1]), np.tanh(pre[:, 2]), sg(pre[:, 3])
+    c = i * g
+    href = o * np.tanh(c)
+gates = cache[8][:, 0].astype(np.float64)
+print(json.dumps({"h": float(np.max(np.abs(hT[:, 0] - href))), "c": float(np.max(np.abs(cT[:, 0] - c))),
+                  "gates": float(np.max(np.abs(gates - np.stack([i, f, g, o], 1))))}))
+"""
+    env = dict(os.environ)
+    if isa:
+        env["FASTNN_ISA"] = isa
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    err = json.loads(res.stdout.strip().splitlines()[-1])
+    assert err["gates"] < 2.5e-7, err
+    assert err["c"] < 5e-7 and err["h"] < 8e-7, err

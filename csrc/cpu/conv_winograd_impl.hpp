@@ -3,6 +3,7 @@
 // ISA so the channel loops of the transforms vectorize at that width).
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "fastnn/gemm.hpp"
@@ -112,22 +113,10 @@ inline void input_transform_all(const float* const* src, i64 C, float* V, i64 vs
   for (; c0 < C; ++c0) input_transform<A, float>(src, c0, V, vstride);
 }
 
+// U[xi][c][k] = (G g G^T)[xi] of the weights w (r x r x C x K) into U.
 template <int A>
-inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt, i64 pl, i64 P, i64 Q,
-                     const float* x, const float* w, const float* b, float* y, bool relu) {
-  if (N * P * Q == 0) return;
+void transform_weights(const WinogradTransforms& T, i64 C, i64 K, int r, const float* w, float* U) {
   constexpr int A2 = A * A;
-  const MicroKernels& uk = micro_kernels();
-  const int MR = uk.MR, NR = uk.NR;
-  const i64 th = ceil_div(P, 2), tw = ceil_div(Q, 2);
-  const i64 ntiles = N * th * tw;
-  const i64 nblocks = ceil_div(ntiles, kTileBlock);
-  const i64 npanels = ceil_div(K, NR);
-
-  // U[xi][c][k] = (G g G^T)[xi] for each (c, k): per input channel, vectors over k.
-  static thread_local Buffer<float> U_tls;
-  U_tls.resize(static_cast<std::size_t>(A2 * C * K + K));
-  float* U = U_tls.data();
   const int uthreads = C * K * A2 < (1 << 14) ? 1 : num_threads();
 #pragma omp parallel num_threads(uthreads) if (uthreads > 1)
   {
@@ -160,6 +149,72 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
         }
     }
   }
+}
+
+// Transformed weights for w, from a small per-thread cache: the last few weight
+// tensors this thread convolved with, each kept with a copy of its bytes. A hit
+// needs the same address, shape and bytes, so repeated inference with unchanged
+// weights skips the transform and a changed tensor is transformed anew; the result
+// is the same either way. Tensors above kCachedFloats are not cached.
+struct TransformedWeights {
+  const float* w = nullptr;
+  i64 C = 0, K = 0;
+  std::uint64_t last_use = 0;
+  Buffer<float> bytes, U;
+};
+
+template <int A>
+float* transformed_weights(const WinogradTransforms& T, i64 C, i64 K, int r, const float* w) {
+  constexpr int A2 = A * A;
+  constexpr int kEntries = 4;
+  constexpr i64 kCachedFloats = i64(1) << 18;  // 1 MiB of transformed weights
+  const std::size_t un = static_cast<std::size_t>(A2 * C * K + K);
+  if (static_cast<i64>(un) > kCachedFloats) {
+    static thread_local Buffer<float> U_tls;
+    U_tls.resize(un);
+    transform_weights<A>(T, C, K, r, w, U_tls.data());
+    return U_tls.data();
+  }
+  static thread_local TransformedWeights cache[kEntries];
+  static thread_local std::uint64_t clock = 0;
+  const std::size_t wn = static_cast<std::size_t>(r * r * C * K);
+  TransformedWeights* e = nullptr;
+  for (TransformedWeights& c : cache)
+    if (c.w == w && c.C == C && c.K == K) e = &c;
+  if (e && std::memcmp(e->bytes.data(), w, wn * sizeof(float)) == 0) {
+    e->last_use = ++clock;
+    return e->U.data();
+  }
+  if (!e) {
+    e = &cache[0];
+    for (TransformedWeights& c : cache)
+      if (c.last_use < e->last_use) e = &c;
+  }
+  e->w = w;
+  e->C = C;
+  e->K = K;
+  e->last_use = ++clock;
+  e->bytes.resize(wn);
+  std::memcpy(e->bytes.data(), w, wn * sizeof(float));
+  e->U.resize(un);
+  transform_weights<A>(T, C, K, r, w, e->U.data());
+  return e->U.data();
+}
+
+template <int A>
+inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt, i64 pl, i64 P, i64 Q,
+                     const float* x, const float* w, const float* b, float* y, bool relu) {
+  if (N * P * Q == 0) return;
+  constexpr int A2 = A * A;
+  const MicroKernels& uk = micro_kernels();
+  const int MR = uk.MR, NR = uk.NR;
+  const i64 th = ceil_div(P, 2), tw = ceil_div(Q, 2);
+  const i64 ntiles = N * th * tw;
+  const i64 nblocks = ceil_div(ntiles, kTileBlock);
+  const i64 npanels = ceil_div(K, NR);
+
+  // U[xi][c][k] = (G g G^T)[xi] for each (c, k): per input channel, vectors over k.
+  float* U = transformed_weights<A>(T, C, K, r, w);
   Buffer<float> zeros(static_cast<std::size_t>(std::max(C, K)));
   zeros.zero();
   const int flags_gemm = 0;

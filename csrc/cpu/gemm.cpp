@@ -53,7 +53,7 @@ void generic_rowptr(int nseg, i64 seglen, const float* const* aptr, const float*
     for (i64 k = 0; k < seglen; ++k) {
       float b[GNR] = {};
       for (int j = 0; j < nr; ++j) b[j] = bp[j];
-      for (int i = 0; i < GMR; ++i) {
+      for (int i = 0; i < mr; ++i) {
         const float a = ap[i][k];
         for (int j = 0; j < GNR; ++j) acc[i][j] += a * b[j];
       }
@@ -219,6 +219,36 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
         const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
                       (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
         uk.rowptr(1, kc, ap, &b, rsb, C + i0 * ldc + j0, ldc, mr, nr, f, bias ? bias + j0 : nullptr);
+      }
+    }
+    return;
+  }
+  if (csa == 1 && N <= 2 * NR && K * ceil_div(N, NR) * NR <= (i64(1) << 22)) {
+    // Few columns (a one-unit Dense layer, dx of a recurrent layer with one input
+    // feature): packing A would cost more than the product. Pack only B (one or two
+    // panels per K block) and let the micro-kernel read A rows in place. Same K
+    // blocks and the same per-element operation order as the packed path.
+    const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
+    Buffer<float> bpack(static_cast<std::size_t>(K * npan * NR));
+    for (i64 pc = 0; pc < K; pc += kGemmKC)  // block pc at bpack + pc * npan * NR
+      pack_b(uk, 0, npan, N, std::min<i64>(kGemmKC, K - pc), B + pc * rsb, rsb, csb,
+             bpack.data() + pc * npan * NR);
+    Buffer<float> zeros(static_cast<std::size_t>(std::min<i64>(K, kGemmKC)));
+    zeros.zero();
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+    for (i64 task = 0; task < npan * mtiles; ++task) {
+      const i64 p = task % npan, it = task / npan;
+      const i64 i0 = it * MR, j0 = p * NR;
+      const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+      const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+      const float* ap[16];
+      for (i64 pc = 0; pc < K; pc += kGemmKC) {
+        const i64 kc = std::min<i64>(kGemmKC, K - pc);
+        for (int i = 0; i < MR; ++i) ap[i] = i < mr ? A + (i0 + i) * rsa + pc : zeros.data();
+        const float* b = bpack.data() + pc * npan * NR + p * kc * NR;
+        const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
+                      (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
+        uk.rowptr(1, kc, ap, &b, NR, C + i0 * ldc + j0, ldc, mr, nr, f, bias ? bias + j0 : nullptr);
       }
     }
     return;

@@ -67,12 +67,14 @@ void packed_kernel(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
   store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
 }
 
-void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
-                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
-                   int nr, int flags, const float* bias) {
+// Only the first ROWS rows are computed; each row's arithmetic is the same for
+// every ROWS, so the bits do not depend on it.
+template <int ROWS>
+void rowptr_rows(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
+                 i64 ldb, float* c, i64 ldc, int nr, int flags, const float* bias) {
   __m256 acc[MR][2];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
   for (int s = 0; s < nseg; ++s) {
     const float* const* ap = aptr + s * MR;
@@ -81,7 +83,7 @@ void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
       const __m256 b0 = _mm256_maskload_ps(bp, m0);
       const __m256 b1 = _mm256_maskload_ps(bp + 8, m1);
 #pragma GCC unroll 6
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < ROWS; ++i) {
         const __m256 a = _mm256_broadcast_ss(ap[i] + k);
         acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
         acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
@@ -89,7 +91,20 @@ void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
       bp += ldb;
     }
   }
-  store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
+  store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, bias);
+}
+
+void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
+                   const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
+                   int nr, int flags, const float* bias) {
+  switch (mr) {
+    case 6: rowptr_rows<6>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+    case 5: rowptr_rows<5>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+    case 4: rowptr_rows<4>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+    case 3: rowptr_rows<3>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+    case 2: rowptr_rows<2>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+    default: rowptr_rows<1>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+  }
 }
 
 template <int ROWS>

@@ -75,9 +75,14 @@ void packed_kernel(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
   store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
 }
 
-template <bool FULL>
-inline void rowptr_loop(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
-                        i64 ldb, int nr, __m512 (&acc)[MR][2]) {
+// Only the first ROWS rows are computed (a partial tile costs what it uses); each
+// row's arithmetic is the same for every ROWS, so the bits do not depend on it.
+template <int ROWS, bool FULL>
+void rowptr_rows(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
+                 i64 ldb, float* c, i64 ldc, int nr, int flags, const float* bias) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
   for (int s = 0; s < nseg; ++s) {
     const float* const* ap = aptr + s * MR;
@@ -86,7 +91,7 @@ inline void rowptr_loop(int nseg, i64 seglen, const float* const* aptr, const fl
       const __m512 b0 = FULL ? _mm512_loadu_ps(bp) : _mm512_maskz_loadu_ps(m0, bp);
       const __m512 b1 = FULL ? _mm512_loadu_ps(bp + 16) : _mm512_maskz_loadu_ps(m1, bp + 16);
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < ROWS; ++i) {
         const __m512 a = _mm512_set1_ps(ap[i][k]);
         acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
@@ -94,17 +99,28 @@ inline void rowptr_loop(int nseg, i64 seglen, const float* const* aptr, const fl
       bp += ldb;
     }
   }
+  store_tile<ROWS>(acc, c, ldc, ROWS, nr, flags, bias);
+}
+
+template <int ROWS>
+void rowptr_dispatch_nr(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
+                        i64 ldb, float* c, i64 ldc, int nr, int flags, const float* bias) {
+  if (nr == NR) rowptr_rows<ROWS, true>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias);
+  else rowptr_rows<ROWS, false>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias);
 }
 
 void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
                    const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
                    int nr, int flags, const float* bias) {
-  __m512 acc[MR][2];
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  if (nr == NR) rowptr_loop<true>(nseg, seglen, aptr, bseg, ldb, nr, acc);
-  else rowptr_loop<false>(nseg, seglen, aptr, bseg, ldb, nr, acc);
-  store_tile<MR>(acc, c, ldc, mr, nr, flags, bias);
+#define FASTNN_ROWPTR_CASE(R) \
+  case R: rowptr_dispatch_nr<R>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+  switch (mr) {
+    FASTNN_ROWPTR_CASE(12) FASTNN_ROWPTR_CASE(11) FASTNN_ROWPTR_CASE(10) FASTNN_ROWPTR_CASE(9)
+    FASTNN_ROWPTR_CASE(8) FASTNN_ROWPTR_CASE(7) FASTNN_ROWPTR_CASE(6) FASTNN_ROWPTR_CASE(5)
+    FASTNN_ROWPTR_CASE(4) FASTNN_ROWPTR_CASE(3) FASTNN_ROWPTR_CASE(2)
+    default: rowptr_dispatch_nr<1>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias); break;
+  }
+#undef FASTNN_ROWPTR_CASE
 }
 
 template <int ROWS, bool FULL>

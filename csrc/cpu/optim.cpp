@@ -33,7 +33,7 @@ void sgd_update(i64 n, float* p, const float* g, float* v, float lr, float momen
   const float wd = wd_factor(lr, weight_decay);
   const bool decay = weight_decay != 0.0f;
   const bool use_momentum = momentum != 0.0f && v != nullptr;
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     if (decay)
       for (i64 i = b; i < e; ++i) p[i] = p[i] - p[i] * wd;
     if (!use_momentum) {
@@ -60,7 +60,7 @@ void rmsprop_update(i64 n, float* p, const float* g, float* ms, float lr, double
   const float wd = wd_factor(lr, weight_decay);
   const bool decay = weight_decay != 0.0f;
   const float r = static_cast<float>(rho), r1 = static_cast<float>(1.0 - rho);
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     if (decay)
       for (i64 i = b; i < e; ++i) p[i] = p[i] - p[i] * wd;
     for (i64 i = b; i < e; ++i) {
@@ -82,7 +82,7 @@ void adam_update(i64 n, float* p, const float* g, float* m, float* v, float lr, 
                                          std::sqrt(1.0 - std::pow(beta_2, s)) /
                                          (1.0 - std::pow(beta_1, s)));
   const float c1 = static_cast<float>(1.0 - beta_1), c2 = static_cast<float>(1.0 - beta_2);
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     if (decay)
       for (i64 i = b; i < e; ++i) p[i] = p[i] - p[i] * wd;
     for (i64 i = b; i < e; ++i) {
@@ -101,7 +101,7 @@ void adagrad_update(i64 n, float* p, const float* g, float* acc, float lr, float
   if (n <= 0) return;
   const float wd = wd_factor(lr, weight_decay);
   const bool decay = weight_decay != 0.0f;
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     if (decay)
       for (i64 i = b; i < e; ++i) p[i] = p[i] - p[i] * wd;
     for (i64 i = b; i < e; ++i) {
@@ -119,7 +119,7 @@ void adadelta_update(i64 n, float* p, const float* g, float* ag, float* ad, floa
   const float wd = wd_factor(lr, weight_decay);
   const bool decay = weight_decay != 0.0f;
   const float r = static_cast<float>(rho), r1 = static_cast<float>(1.0 - rho);
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     if (decay)
       for (i64 i = b; i < e; ++i) p[i] = p[i] - p[i] * wd;
     for (i64 i = b; i < e; ++i) {
@@ -164,7 +164,7 @@ double sum_squares(i64 n, const float* a) {
 void clip_by_value(i64 n, float* a, float clip) {
   if (n <= 0) return;
   const float lo = -clip, hi = clip;
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) {
       float x = a[i];
       x = x < lo ? lo : x;  // NaN compares false: stays NaN
@@ -176,7 +176,7 @@ void clip_by_value(i64 n, float* a, float clip) {
 
 void scale_inplace(i64 n, float* a, float factor) {
   if (n <= 0) return;
-  for_chunks(n, [&](i64 b, i64 e) {
+  for_chunks(n, [=](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) a[i] = a[i] * factor;
   });
 }

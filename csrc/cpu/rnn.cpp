@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
+
+#include <omp.h>
 
 #include "fastnn/activation.hpp"
 #include "fastnn/gemm.hpp"
@@ -17,13 +20,20 @@ namespace {
 constexpr int kMaxMR = 16;
 constexpr int kMaxNR = 32;
 
-// The per-step work partition: items (hidden column block jb of NR, row tile of MR),
-// column block outer so that a thread keeps its weight panels hot across row tiles.
+// The per-step work partition. Two modes, chosen by shape and thread count only
+// (every row's arithmetic is the same in both, so results never depend on them):
+// - by rows: samples are independent through time, so each thread owns a slice of
+//   the batch for the whole sequence and no barrier is needed between steps. Used
+//   when every thread gets a few rows and the packed recurrent weights fit in L2.
+// - by columns: items (hidden column block jb of NR, row tile of MR), column block
+//   outer so that a thread keeps its weight panels hot; a barrier after each step.
 struct Grid {
   const MicroKernels* uk;
   int MR, NR;
+  i64 N, H;
   i64 ntiles, nblocks, nitems;
   int nthreads;
+  bool by_rows;
 };
 
 Grid make_grid(i64 N, i64 H, i64 G) {
@@ -32,20 +42,41 @@ Grid make_grid(i64 N, i64 H, i64 G) {
   g.MR = g.uk->MR;
   g.NR = g.uk->NR;
   if (g.MR > kMaxMR || g.NR > kMaxNR) throw std::logic_error("rnn: micro-kernel tile too large");
+  g.N = N;
+  g.H = H;
   g.ntiles = ceil_div(N, g.MR);
   g.nblocks = ceil_div(H, g.NR);
   g.nitems = g.ntiles * g.nblocks;
+  const i64 nt = num_threads();
+  const double packed_bytes = 4.0 * static_cast<double>(G * H) * static_cast<double>(g.nblocks * g.NR);
+  g.by_rows = nt > 1 && N >= 4 * nt && packed_bytes <= 512.0 * 1024.0;
+  if (g.by_rows) {
+    g.nthreads = static_cast<int>(nt);
+    return g;
+  }
   // One barrier per step: only worth it when a step has real work.
   const double step_flops = 2.0 * static_cast<double>(N) * G * H * H;
-  i64 nt = step_flops < 4.0e5 ? 1 : num_threads();
-  g.nthreads = static_cast<int>(std::max<i64>(1, std::min<i64>(nt, g.nitems)));
+  const i64 ntc = step_flops < 4.0e5 ? 1 : nt;
+  g.nthreads = static_cast<int>(std::max<i64>(1, std::min<i64>(ntc, g.nitems)));
   return g;
 }
 
 // Recurrent kernel U (H x G*H) -> panels P[jb][g] (H x NR, zero padded):
-// P[jb][g][k][jj] = U[k][g*H + jb*NR + jj].
+// P[jb][g][k][jj] = U[k][g*H + jb*NR + jj]. When H <= NR (one column block) the
+// gates lie side by side instead, in ceil(G*H / NR) full-width panels
+// P[p][k][jj] = U[k][p*NR + jj], so that few lanes are wasted on small H
+// (at most G*H*NR floats either way).
 void pack_forward(const float* U, i64 H, i64 G, int NR, i64 nblocks, float* out) {
   const i64 GH = G * H;
+  if (nblocks == 1) {
+    for (i64 p = 0; p * NR < GH; ++p)
+      for (i64 k = 0; k < H; ++k)
+        for (int jj = 0; jj < NR; ++jj) {
+          const i64 j = p * NR + jj;
+          out[(p * H + k) * NR + jj] = j < GH ? U[k * GH + j] : 0.0f;
+        }
+    return;
+  }
   for (i64 jb = 0; jb < nblocks; ++jb)
     for (i64 g = 0; g < G; ++g) {
       float* p = out + (jb * G + g) * H * NR;
@@ -70,15 +101,42 @@ void pack_backward(const float* U, i64 H, i64 G, int NR, i64 nblocks, float* out
   }
 }
 
-// Runs item(t, jb, tile) for every item of every step t = first, first+step, ...,
-// last; one parallel region, a barrier after each step.
+// Runs item(t, jb, n0, mr) -- column block jb, rows n0 .. n0+mr-1 -- for every step
+// t = first, first+step, ..., last, in one parallel region (see Grid for the modes).
 template <class F>
 void time_loop(const Grid& g, i64 first, i64 last, i64 step, F&& item) {
-#pragma omp parallel num_threads(g.nthreads) if (g.nthreads > 1)
+  if (g.by_rows) {
+#pragma omp parallel num_threads(g.nthreads)
+    {
+      const i64 nt = omp_get_num_threads(), tid = omp_get_thread_num();
+      const i64 r0 = g.N * tid / nt, r1 = g.N * (tid + 1) / nt;
+      for (i64 t = first;; t += step) {
+        for (i64 n0 = r0; n0 < r1; n0 += g.MR) {
+          const int mr = static_cast<int>(std::min<i64>(g.MR, r1 - n0));
+          for (i64 jb = 0; jb < g.nblocks; ++jb) item(t, jb, n0, mr);
+        }
+        if (t == last) break;
+      }
+    }
+    return;
+  }
+  if (g.nthreads == 1) {  // no parallel region at all: small problems pay no OpenMP cost
+    for (i64 t = first;; t += step) {
+      for (i64 jb = 0; jb < g.nblocks; ++jb)
+        for (i64 n0 = 0; n0 < g.N; n0 += g.MR)
+          item(t, jb, n0, static_cast<int>(std::min<i64>(g.MR, g.N - n0)));
+      if (t == last) break;
+    }
+    return;
+  }
+#pragma omp parallel num_threads(g.nthreads)
   {
     for (i64 t = first;; t += step) {
 #pragma omp for schedule(static)
-      for (i64 w = 0; w < g.nitems; ++w) item(t, w / g.ntiles, w % g.ntiles);
+      for (i64 w = 0; w < g.nitems; ++w) {
+        const i64 n0 = (w % g.ntiles) * g.MR;
+        item(t, w / g.ntiles, n0, static_cast<int>(std::min<i64>(g.MR, g.N - n0)));
+      }
       if (t == last) break;
     }
   }
@@ -134,14 +192,44 @@ void gemm_tn(i64 M, i64 Nc, i64 K, const float* A, i64 lda, const float* B, i64 
     sgemm(M, Nc, K, A, 1, lda, B, ldb, 1, C, ldc);
     return;
   }
+  // Each output tile is summed over all of K by one thread: the same bits for any
+  // thread count.
   const MicroKernels& uk = micro_kernels();
-  for (i64 i0 = 0; i0 < M; i0 += uk.MR) {
+  const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR);
+  const int nt = static_cast<double>(M) * Nc * K < 1.0e5 ? 1 : num_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (i64 w = 0; w < mtiles * ntiles; ++w) {
+    const i64 i0 = (w / ntiles) * uk.MR, j0 = (w % ntiles) * uk.NR;
     const int mr = static_cast<int>(std::min<i64>(uk.MR, M - i0));
-    for (i64 j0 = 0; j0 < Nc; j0 += uk.NR) {
-      const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
-      const float* bseg = B + j0;
-      uk.colseg(1, K, &A, lda, i0, &bseg, ldb, C + i0 * ldc + j0, ldc, mr, nr, 0);
+    const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
+    const float* bseg = B + j0;
+    uk.colseg(1, K, &A, lda, i0, &bseg, ldb, C + i0 * ldc + j0, ldc, mr, nr, 0);
+  }
+}
+
+// C (M x Nc) (op)= sum over segments s and k < seglen of A_s(k, :)^T B_s(k, :), with
+// A_s(k, i) = aseg[s][k*lda + i] and B_s(k, j) = bseg[s][k*ldb + j]; nseg = 0 gives
+// zeros (or leaves C). Tiles in parallel, each summed by one thread.
+void gemm_tn_segments(i64 M, i64 Nc, i64 nseg, i64 seglen, const float* const* aseg, i64 lda,
+                      const float* const* bseg, i64 ldb, float* C, i64 ldc, int flags) {
+  const MicroKernels& uk = micro_kernels();
+  const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR);
+  const int nt = static_cast<double>(M) * Nc * nseg * seglen < 1.0e5 ? 1 : num_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (i64 w = 0; w < mtiles * ntiles; ++w) {
+    const i64 i0 = (w / ntiles) * uk.MR, j0 = (w % ntiles) * uk.NR;
+    const int mr = static_cast<int>(std::min<i64>(uk.MR, M - i0));
+    const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
+    if (nseg == 0 || seglen == 0) {
+      if (!(flags & kAccumulate))
+        for (int i = 0; i < mr; ++i)
+          for (int j = 0; j < nr; ++j) C[(i0 + i) * ldc + j0 + j] = 0.0f;
+      continue;
     }
+    std::vector<const float*> bs(static_cast<std::size_t>(nseg));
+    for (i64 s = 0; s < nseg; ++s) bs[s] = bseg[s] + j0;
+    uk.colseg(static_cast<int>(nseg), seglen, aseg, lda, i0, bs.data(), ldb, C + i0 * ldc + j0,
+              ldc, mr, nr, flags);
   }
 }
 
@@ -154,23 +242,36 @@ void weight_grads(i64 N, i64 T, i64 I, i64 H, i64 GH, const float* x, const floa
   const i64 NT = N * T;
   sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
   gemm_tn(I, GH, NT, x, I, dGx, GH, dk, GH);
-  Buffer<float> hp(static_cast<std::size_t>(NT * H));
-  build_hprev(N, T, H, h0, h_seq, zeros, hp.data());
-  gemm_tn(H, GH, NT, hp.data(), H, dGh, GH, drk, GH);
+  if (static_cast<double>(H) * GH * NT > 4.0e6) {
+    Buffer<float> hp(static_cast<std::size_t>(NT * H));
+    build_hprev(N, T, H, h0, h_seq, zeros, hp.data());
+    gemm_tn(H, GH, NT, hp.data(), H, dGh, GH, drk, GH);
+  } else {
+    // Small: read h_{t-1} in place, one segment per sample (rows t = 1..T-1 pair
+    // h_seq[n, t-1] with dGh[n, t]), after the t = 0 terms with h0 (zero without it).
+    std::vector<const float*> a(static_cast<std::size_t>(N)), b(static_cast<std::size_t>(N));
+    int flags = 0;
+    if (h0) {
+      for (i64 n = 0; n < N; ++n) a[n] = h0 + n * H, b[n] = dGh + n * T * GH;
+      gemm_tn_segments(H, GH, N, 1, a.data(), H, b.data(), GH, drk, GH, 0);
+      flags = kAccumulate;
+    }
+    if (T > 1 || !h0) {
+      for (i64 n = 0; n < N; ++n) a[n] = h_seq + n * T * H, b[n] = dGh + (n * T + 1) * GH;
+      gemm_tn_segments(H, GH, T > 1 ? N : 0, T - 1, a.data(), H, b.data(), GH, drk, GH, flags);
+    }
+  }
   Buffer<float> ones(static_cast<std::size_t>(kMaxMR));
   for (int i = 0; i < kMaxMR; ++i) ones[i] = 1.0f;
   if (db) gemm_tn(1, GH, NT, ones.data(), 0, dGx, GH, db, GH);
   if (db_h) gemm_tn(1, GH, NT, ones.data(), 0, dGh, GH, db_h, GH);
 }
 
-inline void tile_rows(const Grid& g, i64 N, i64 H, i64 jb, i64 tile, i64& n0, int& mr,
-                      i64& j0, int& nr) {
-  n0 = tile * g.MR;
-  mr = static_cast<int>(std::min<i64>(g.MR, N - n0));
+// Columns j0 .. j0+nr-1 of hidden block jb.
+inline void block_cols(const Grid& g, i64 jb, i64& j0, int& nr) {
   j0 = jb * g.NR;
-  nr = static_cast<int>(std::min<i64>(g.NR, H - j0));
+  nr = static_cast<int>(std::min<i64>(g.NR, g.H - j0));
 }
-
 
 // Gate element loops for the active ISA (rnn_cells_impl.hpp, one copy per ISA).
 const RnnCells& cells() {
@@ -202,16 +303,24 @@ void lstm_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kerne
   const float* z = zeros.data();
   const MicroKernels& uk = *g.uk;
   const RnnCells& C = cells();
-  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 tile) {
-    i64 n0, j0;
-    int mr, nr;
-    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 n0, int mr) {
+    i64 j0;
+    int nr;
+    block_cols(g, jb, j0, nr);
     const float* aptr[kMaxMR];
     for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
-    float* c_tile = gates + (n0 * T + t) * GH + j0;
-    for (int q = 0; q < 4; ++q) {
-      const float* b = upk.data() + (jb * 4 + q) * H * g.NR;
-      uk.rowptr(1, H, aptr, &b, g.NR, c_tile + q * H, T * GH, mr, nr, kAccumulate, nullptr);
+    float* grow = gates + (n0 * T + t) * GH;  // += h_{t-1} U (same bits either way)
+    if (g.nblocks == 1) {
+      for (i64 p = 0; p * g.NR < GH; ++p) {
+        const float* b = upk.data() + p * H * g.NR;
+        uk.rowptr(1, H, aptr, &b, g.NR, grow + p * g.NR, T * GH, mr,
+                  static_cast<int>(std::min<i64>(g.NR, GH - p * g.NR)), kAccumulate, nullptr);
+      }
+    } else {
+      for (int q = 0; q < 4; ++q) {
+        const float* b = upk.data() + (jb * 4 + q) * H * g.NR;
+        uk.rowptr(1, H, aptr, &b, g.NR, grow + q * H + j0, T * GH, mr, nr, kAccumulate, nullptr);
+      }
     }
     // previous cell state rows: c0 (stride H), zeros (stride 0) or c_seq[:, t-1]
     const float* cp = t == 0 ? (c0 ? c0 + n0 * H + j0 : z) : c_seq + (n0 * T + t - 1) * H + j0;
@@ -243,10 +352,10 @@ void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float*
     dc.zero();
   const MicroKernels& uk = *g.uk;
   const RnnCells& C = cells();
-  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 tile) {
-    i64 n0, j0;
-    int mr, nr;
-    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 n0, int mr) {
+    i64 j0;
+    int nr;
+    block_cols(g, jb, j0, nr);
     float* dst = t < 0 ? dh0 : dh.data();
     if (t < T - 1) {  // recurrent gradient dG_{t+1} . U^T
       const float* aptr[kMaxMR];
@@ -293,17 +402,29 @@ void gru_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel
   const float* z = zeros.data();
   const MicroKernels& uk = *g.uk;
   const RnnCells& C = cells();
-  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 tile) {
-    i64 n0, j0;
-    int mr, nr;
-    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 n0, int mr) {
+    i64 j0;
+    int nr;
+    block_cols(g, jb, j0, nr);
     const float* aptr[kMaxMR];
     for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
-    float R[3][kMaxMR * kMaxNR];  // h.U + b1 for this tile, row stride NR
-    for (int q = 0; q < 3; ++q) {
-      const float* b = upk.data() + (jb * 3 + q) * H * g.NR;
-      uk.rowptr(1, H, aptr, &b, g.NR, R[q], g.NR, mr, nr, b1 ? kBias : 0,
-                b1 ? b1 + q * H + j0 : nullptr);
+    // h.U + b1 for this tile: element (gate q, row i, column j) at R[q*qs + i*rs + j]
+    float R[3 * kMaxMR * kMaxNR];
+    const bool wide = g.nblocks == 1;
+    const i64 qs = wide ? H : kMaxMR * kMaxNR, rs = wide ? GH : g.NR;
+    if (wide) {
+      for (i64 p = 0; p * g.NR < GH; ++p) {
+        const float* b = upk.data() + p * H * g.NR;
+        uk.rowptr(1, H, aptr, &b, g.NR, R + p * g.NR, GH, mr,
+                  static_cast<int>(std::min<i64>(g.NR, GH - p * g.NR)), b1 ? kBias : 0,
+                  b1 ? b1 + p * g.NR : nullptr);
+      }
+    } else {
+      for (int q = 0; q < 3; ++q) {
+        const float* b = upk.data() + (jb * 3 + q) * H * g.NR;
+        uk.rowptr(1, H, aptr, &b, g.NR, R + q * qs, g.NR, mr, nr, b1 ? kBias : 0,
+                  b1 ? b1 + q * H + j0 : nullptr);
+      }
     }
     for (int i = 0; i < mr; ++i) {
       const i64 n = n0 + i;
@@ -313,9 +434,9 @@ void gru_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel
       const float* hp = prev_row(h0, h_seq, n, t, T, H, z) + (t == 0 && !h0 ? 0 : j0);
       float* hho = hh + (n * T + t) * H + j0;
       float* ho = h_seq + (n * T + t) * H + j0;
-      const float* rz = R[0] + i * g.NR;
-      const float* rr = R[1] + i * g.NR;
-      const float* rh = R[2] + i * g.NR;
+      const float* rz = R + i * rs;
+      const float* rr = rz + qs;
+      const float* rh = rz + 2 * qs;
       C.gru_cell_fwd(nr, gz, gr, gn, rz, rr, rh, hp, hho, ho);
     }
   });
@@ -339,10 +460,10 @@ void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
   carry.zero();
   const MicroKernels& uk = *g.uk;
   const RnnCells& C = cells();
-  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 tile) {
-    i64 n0, j0;
-    int mr, nr;
-    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 n0, int mr) {
+    i64 j0;
+    int nr;
+    block_cols(g, jb, j0, nr);
     float* dst = t < 0 ? dh0 : dh.data();
     if (t < T - 1) {  // dGh_{t+1} . U^T + dh_{t+1} * z_{t+1}
       const float* aptr[kMaxMR];
@@ -396,10 +517,10 @@ void rnn_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel
   const float* z = zeros.data();
   const MicroKernels& uk = *g.uk;
   const RnnCells& C = cells();
-  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 tile) {
-    i64 n0, j0;
-    int mr, nr;
-    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+  time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 n0, int mr) {
+    i64 j0;
+    int nr;
+    block_cols(g, jb, j0, nr);
     const float* aptr[kMaxMR];
     for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
     const float* b = upk.data() + jb * H * g.NR;
@@ -427,10 +548,10 @@ void rnn_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
   Buffer<float> dG(static_cast<std::size_t>(NT * H)), dh(static_cast<std::size_t>(N * H));
   const MicroKernels& uk = *g.uk;
   const RnnCells& C = cells();
-  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 tile) {
-    i64 n0, j0;
-    int mr, nr;
-    tile_rows(g, N, H, jb, tile, n0, mr, j0, nr);
+  time_loop(g, T - 1, -1, -1, [&](i64 t, i64 jb, i64 n0, int mr) {
+    i64 j0;
+    int nr;
+    block_cols(g, jb, j0, nr);
     float* dst = t < 0 ? dh0 : dh.data();
     if (t < T - 1) {
       const float* aptr[kMaxMR];

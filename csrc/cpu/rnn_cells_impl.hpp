@@ -49,6 +49,34 @@ inline void store(int nr, const float* RNN_R src, float* RNN_R dst) {
 
 constexpr int kT = 16 * kW;  // >= MR * NR of every ISA's micro-kernel
 
+// Gate non-linearities of the cells: one exponential and one division each, written
+// so that GCC vectorizes the loops that call them. e^x for x in [-88, 88] is
+// 2^n * p(r) with n = round(x / ln2), |r| <= ln2 / 2 and p the degree-6 Taylor
+// polynomial (relative error below 3e-7); sigmoid saturates to exactly 0 / 1
+// beyond |x| = 88 and tanh(x) = 2 sigmoid(2x) - 1 (absolute error below 2e-7, the
+// accuracy that matters for a cell state). NaN in, NaN out.
+inline float clamp88(float x) {
+  const float lo = x < -88.0f ? -88.0f : x;  // NaN stays NaN
+  return lo > 88.0f ? 88.0f : lo;
+}
+inline float cell_exp(float x) {
+  const float kMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float nf = (x * 1.44269504088896341f + kMagic) - kMagic;
+  float r = x - nf * 0.693359375f;  // ln2 split (Cody-Waite)
+  r = r - nf * -2.12194440e-4f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * vmath::pow2i(static_cast<std::int32_t>(nf));  // n = -127 gives 0: fine here
+}
+// NaN needs no select: it survives the clamp, makes p NaN, and NaN * anything is NaN.
+inline float cell_sigmoid(float x) { return 1.0f / (1.0f + cell_exp(-clamp88(x))); }
+inline float cell_tanh(float x) { return 2.0f / (1.0f + cell_exp(-clamp88(2.0f * x))) - 1.0f; }
+
 // Rows of a tile gathered densely (k = i*nr + j), padded to a multiple of 16 lanes.
 inline void gather(int mr, int nr, int np, const float* RNN_R src, i64 stride,
                    float* RNN_R dst) {
@@ -72,17 +100,17 @@ __attribute__((noinline)) void lstm_tile_fwd(int mr, int nr, i64 H, float* g, i6
   gather(mr, nr, np, g + 3 * H, gs, o_);
   gather(mr, nr, np, cp, cps, p_);
   for (int j = 0; j < np; ++j) {
-    const float ig = vmath::sigmoid(i_[j]);
-    const float fg = vmath::sigmoid(f_[j]);
-    const float cg = vmath::tanh(g_[j]);
-    const float og = vmath::sigmoid(o_[j]);
+    const float ig = cell_sigmoid(i_[j]);
+    const float fg = cell_sigmoid(f_[j]);
+    const float cg = cell_tanh(g_[j]);
+    const float og = cell_sigmoid(o_[j]);
     const float c = fg * p_[j] + ig * cg;
     i_[j] = ig;
     f_[j] = fg;
     g_[j] = cg;
     o_[j] = og;
     c_[j] = c;
-    h_[j] = og * vmath::tanh(c);
+    h_[j] = og * cell_tanh(c);
   }
   scatter(mr, nr, i_, g, gs);
   scatter(mr, nr, f_, g + H, gs);
@@ -111,7 +139,7 @@ __attribute__((noinline)) void lstm_tile_bwd(int mr, int nr, i64 H, const float*
   gather(mr, nr, np, dc, H, dc_);
   for (int j = 0; j < np; ++j) {
     const float ig = i_[j], fg = f_[j], cg = g_[j], og = o_[j];
-    const float tc = vmath::tanh(c_[j]);
+    const float tc = cell_tanh(c_[j]);
     const float dcv = dc_[j] + d_[j] * og * (1.0f - tc * tc);
     do_[j] = d_[j] * tc * (og * (1.0f - og));
     di_[j] = dcv * cg * (ig * (1.0f - ig));
@@ -141,9 +169,9 @@ __attribute__((noinline)) void gru_cell_fwd(int nr, float* RNN_R gz, float* RNN_
   load(nr, np, rh, rh_);
   load(nr, np, hp, hp_);
   for (int j = 0; j < np; ++j) {
-    const float zg = vmath::sigmoid(z_[j] + rz_[j]);
-    const float rg = vmath::sigmoid(r_[j] + rr_[j]);
-    const float ng = vmath::tanh(n_[j] + rg * rh_[j]);
+    const float zg = cell_sigmoid(z_[j] + rz_[j]);
+    const float rg = cell_sigmoid(r_[j] + rr_[j]);
+    const float ng = cell_tanh(n_[j] + rg * rh_[j]);
     z_[j] = zg;
     r_[j] = rg;
     n_[j] = ng;
@@ -182,7 +210,7 @@ __attribute__((noinline)) void tanh_inplace(int nr, float* RNN_R h) {
   alignas(64) float h_[kW];
   const int np = padded(nr);
   load(nr, np, h, h_);
-  for (int j = 0; j < np; ++j) h_[j] = vmath::tanh(h_[j]);
+  for (int j = 0; j < np; ++j) h_[j] = cell_tanh(h_[j]);
   store(nr, h_, h);
 }
 

@@ -47,6 +47,10 @@ def build_info() -> dict:
     """What this build of fastnn is: version, compiler, ISA chosen at run time, OpenMP, threads."""
     from . import __version__
 
+    from . import cuda
+
     info = {"version": __version__}
     info.update(_core.build_info())
+    # False without the CUDA module, else {'archs': [...], 'runtime': '13.0', 'devices': n}
+    info["cuda"] = cuda.build_info()
     return info

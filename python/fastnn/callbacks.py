@@ -75,8 +75,8 @@ import numpy as np
 
 __all__ = [
     "Callback", "CallbackList", "History", "ReduceLROnPlateau", "EarlyStopping",
-    "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "ProgressLogger", "ProgbarLogger",
-    "Progbar",
+    "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "LearningRateWarmup", "ProgressLogger",
+    "ProgbarLogger", "Progbar",
 ]
 
 
@@ -745,6 +745,81 @@ class TerminateOnNaN(Callback):
                                    f"Loss value: {loss}. Terminating training immediately.{note}")
             print(f"Batch {batch}: Invalid loss, terminating training.{note}")
             self.model.stop_training = True
+
+
+# ------------------------------------------------------------------ LearningRateWarmup
+class LearningRateWarmup(_Stateful):
+    """Linear learning-rate warm-up, for training with a large global batch (e.g.
+    data-parallel on R ranks, where the compiled rate is usually the single-process rate
+    times R). Over the first ``warmup_epochs`` epochs (or ``warmup_steps`` batches when
+    given) the rate rises linearly, batch by batch, from ``initial_factor`` times the
+    compiled rate to the compiled rate; from then on the callback leaves it alone, so
+    ReduceLROnPlateau can act (during the warm-up the warm-up sets the rate at every batch).
+
+    initial_factor: None means 1 / fastnn.distributed.size() when fastnn.distributed has
+    been initialized, else 1 (no warm-up). The rate at batch t < T of the warm-up is
+    target * (f + (1 - f) * t / T); batches are counted from epoch 0, so a resumed fit
+    (``initial_epoch``) continues the ramp. State (get_state/set_state): the target rate
+    and whether the warm-up is over."""
+
+    _state_keys = ("target", "done")
+
+    def __init__(self, warmup_epochs=5, warmup_steps=None, initial_factor=None, verbose=0):
+        super().__init__()
+        self.warmup_epochs = _int_arg(warmup_epochs, "warmup_epochs")
+        self.warmup_steps = None if warmup_steps is None else _int_arg(warmup_steps, "warmup_steps")
+        if initial_factor is not None:
+            initial_factor = _float_arg(initial_factor, "initial_factor", 0.0)
+            if initial_factor > 1.0:
+                raise ValueError(f"initial_factor: expected a number in [0, 1], got {initial_factor!r}")
+        self.initial_factor = initial_factor
+        self.verbose = _int_arg(verbose, "verbose")
+        self.target = None
+        self.done = False
+        self._epoch = 0
+
+    def _factor(self):
+        if self.initial_factor is not None:
+            return self.initial_factor
+        dist = sys.modules.get("fastnn.distributed")
+        if dist is not None and dist.is_initialized():
+            return 1.0 / dist.size()
+        return 1.0
+
+    def on_train_begin(self, logs=None):
+        if not self._take_restored():
+            self.target = None
+            self.done = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.done:
+            return
+        opt = self.model.optimizer
+        if self.target is None:
+            self.target = float(opt.learning_rate)
+        total = self.warmup_steps if self.warmup_steps is not None else \
+            self.warmup_epochs * int(self.params.get("steps") or 0)
+        t = self._epoch * int(self.params.get("steps") or 0) + batch
+        if t >= total:
+            opt.learning_rate = self.target
+            self.done = True
+            if self.verbose > 0:
+                print(f"\nEpoch {self._epoch + 1}: LearningRateWarmup reached learning rate {self.target}.")
+            return
+        f = self._factor()
+        opt.learning_rate = self.target * (f + (1.0 - f) * t / total)
+
+    def get_state(self):
+        return {"target": _enc(self.target), "done": bool(self.done)}
+
+    def set_state(self, state, arrays=None):
+        self._check_state(state)
+        self.target = _dec(state["target"])
+        self.done = bool(state["done"])
+        self._restored = True
 
 
 # ------------------------------------------------------------------ progress output

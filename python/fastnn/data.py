@@ -745,6 +745,31 @@ class ImageFlow:
 
     next = __next__
 
+    def _next_part(self, ranks, rank):
+        """For a distributed fit (every rank holds a copy of this flow, in the same state):
+        advances over the next global batch of ranks * batch_size positions of the epoch's
+        order (ceil(n / (ranks * batch_size)) per epoch) and returns this rank's contiguous
+        part of it, augmented as a single flow with batch ranks * batch_size would give it:
+        (x_part, y_part, first position of the part within the global batch, global batch size)."""
+        from ._sharding import rank_part
+
+        size = self.batch_size * ranks
+        per_epoch = -(-self.n // size)
+        with self._lock:
+            if self.batch_index >= per_epoch:  # left mid-epoch by a single-process fit
+                self.batch_index, self.epoch = 0, self.epoch + 1
+            epoch, i = self.epoch, self.batch_index
+            order = self._epoch_indices(epoch)
+            self.batch_index += 1
+            if self.batch_index >= per_epoch:
+                self.batch_index = 0
+                self.epoch += 1
+        start, stop = i * size, min((i + 1) * size, self.n)
+        lo, hi = rank_part(start, stop, ranks, rank)
+        idx = order[lo:hi]
+        xb = self.generator._transform_batch(self.x, idx, self.seed, epoch) if len(idx) else self.x[idx]
+        return xb, (None if self.y is None else self.y[idx]), lo - start, stop - start
+
     def __getitem__(self, i):
         """Batch i of the current epoch (does not advance the iterator)."""
         i = _int_arg(i, "index")

@@ -1,9 +1,11 @@
 """Sequential models: build, compile, fit, evaluate, predict, summary, save/load.
 
 Parameter memory: one flat float32 arena for every trainable weight (and one of
-the same size for their gradients), one for non-trainable state (batch-norm
-moving statistics). Layers see views into these arenas, so an optimizer step is
-one fused kernel over the whole model. Offsets are aligned to 64 bytes.
+the same size for their gradients, followed by 16 spare floats that carry a step's
+loss and metric sums through the one Allreduce of distributed training), one for
+non-trainable state (batch-norm moving statistics). Layers see views into these
+arenas, so an optimizer step is one fused kernel over the whole model. Offsets are
+aligned to 64 bytes.
 
 Saved file format (``model.save(path)``, conventionally ``*.fnn``): a ZIP archive
 with ``model.json`` (format tag, layer configs, compile settings, weight names,
@@ -134,7 +136,8 @@ class Sequential:
         n_train = sum(_align(math.prod(w.shape)) for w in specs if w.trainable)
         n_state = sum(_align(math.prod(w.shape)) for w in specs if not w.trainable)
         params = np.zeros(max(n_train, 1), np.float32)
-        grads = np.zeros(max(n_train, 1), np.float32)
+        grad_arena = np.zeros(max(n_train, 1) + _ALIGN, np.float32)  # gradients + spare floats
+        grads = grad_arena[:max(n_train, 1)]
         state = np.zeros(max(n_state, 1), np.float32)
         slots = []
         ot = os_ = 0
@@ -155,6 +158,7 @@ class Sequential:
             else:
                 w.value[...] = w.initializer(w.shape, initializers.new_stream())
         self._params, self._grads, self._state, self._slots = params, grads, state, slots
+        self._grad_arena = grad_arena
         self._specs = specs
         self._first_trainable = next((i for i, l in enumerate(self.layers) if any(w.trainable for w in l.weights)),
                                      len(self.layers))
@@ -254,7 +258,8 @@ class Sequential:
             out[b0:b0 + yb.shape[0]] = yb
         return out
 
-    def _train_step(self, xb, yb):
+    def _backprop(self, xb, yb):
+        """Forward, loss and backward: the gradient arena holds d(mean loss)/d(params)."""
         out = self._forward(xb, True)
         if self._fused:
             loss, dy = self.loss.value_and_grad_from_logits(yb, out)
@@ -262,12 +267,52 @@ class Sequential:
             loss, dy = self.loss.value_and_grad(yb, out)
         for i in range(len(self.layers) - 1, self._first_trainable - 1, -1):
             dy = self.layers[i].backward(dy, need_dx=i > self._first_trainable)
+        return loss, out
+
+    def _regularize_and_apply(self, loss):
         if self._has_regularizers:
             for layer in self.layers:
                 loss += layer.regularization_loss()
                 layer.add_regularization_gradients()
         self.optimizer.apply(self._params, self._grads)
-        return float(loss), out
+        return float(loss)
+
+    def _train_step(self, xb, yb):
+        loss, out = self._backprop(xb, yb)
+        return self._regularize_and_apply(loss), out
+
+    def _train_step_distributed(self, dp, xb, yb, n_global):
+        """One data-parallel step: this rank's mean gradient over its part of the global
+        batch, weighted by part / global size, summed over ranks by one Allreduce that
+        also carries the loss and metric sums; then regularizers and the update, the
+        same on every rank. Returns the global batch's (loss, {metric: value})."""
+        from . import _sharding, ops
+
+        names = [m.__name__ for m in self.compiled_metrics]
+        arena = self._grad_arena
+        n = self._grads.size
+        spare = arena[n:]
+        extra = None if 1 + len(names) <= spare.size else np.zeros(1 + len(names), np.float32)
+        sums = spare if extra is None else extra
+        nb = len(xb)
+        if nb:
+            loss, out = self._backprop(xb, yb)
+            w = _sharding.gradient_weight(nb, n_global)
+            if w != 1.0:
+                ops.scale_(self._grads, w)
+            values = {}
+            self._batch_metrics(yb, out, values, 1)
+            spare.fill(0)
+            sums[0] = np.float32(loss) * np.float32(w)
+            for j, k in enumerate(names):
+                sums[1 + j] = np.float32(values[k]) * np.float32(w)
+        else:  # a tail global batch smaller than the number of ranks: nothing here
+            arena.fill(0)
+            if extra is not None:
+                extra.fill(0)
+        dp.allreduce(arena if extra is None else arena[:n], extra)
+        loss = self._regularize_and_apply(sums[0])
+        return loss, {k: float(sums[1 + j]) for j, k in enumerate(names)}
 
     def _batch_metrics(self, yb, out, logs_sum, n):
         if self.compiled_metrics:
@@ -281,7 +326,10 @@ class Sequential:
     # ------------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None):
+            steps_per_epoch=None, validation_steps=None, distributed=False):
+        """Keras' fit. ``distributed=True`` (after ``fastnn.distributed.init()``, on every
+        rank of an MPI job, with the same data and arguments) trains data-parallel:
+        ``batch_size`` is per rank; see ``fastnn.distributed`` and the README."""
         if self.optimizer is None or self.loss is None:
             raise RuntimeError("fit: the model must be compiled first: call model.compile(optimizer, loss, metrics)")
         if not self._fit_lock.acquire(blocking=False):
@@ -289,21 +337,32 @@ class Sequential:
                                "training one model from two threads at once is not supported")
         try:
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                             shuffle, initial_epoch, steps_per_epoch, validation_steps)
+                             shuffle, initial_epoch, steps_per_epoch, validation_steps, distributed)
         finally:
             self._fit_lock.release()
 
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-             initial_epoch, steps_per_epoch, validation_steps):
+             initial_epoch, steps_per_epoch, validation_steps, distributed=False):
         from . import callbacks as _callbacks
+        from .data import ImageFlow
 
+        dp = None
+        if distributed:
+            from . import distributed as _dist  # ImportError naming what to install
+            dp = _dist._DataParallel(self)
+        ranks, rank = (dp.size, dp.rank) if dp is not None else (1, 0)
         epochs = _nonneg_int(epochs, "epochs")
         initial_epoch = _nonneg_int(initial_epoch, "initial_epoch")
         verbose = 1 if verbose == "auto" else verbose
         if verbose not in (0, 1, 2):
             raise ValueError(f"fit: verbose: expected 0, 1, 2 or 'auto', got {verbose!r}")
         generator = x is not None and not isinstance(x, np.ndarray) and hasattr(x, "__next__")
+        # distributed fit of an ImageDataGenerator flow: the flow's batch size is per rank
+        # and the ranks share out the global batches of the flow's shuffled order
+        flow = x if generator and dp is not None and isinstance(x, ImageFlow) else None
         if generator:
+            if steps_per_epoch is None and flow is not None:
+                steps_per_epoch = -(-flow.n // (flow.batch_size * ranks))
             if steps_per_epoch is None:
                 steps_per_epoch = len(x) if hasattr(x, "__len__") else None
             if steps_per_epoch is None:
@@ -332,8 +391,9 @@ class Sequential:
             y = _as_targets(y)
             n_train = len(x)
         batch_size = _batch_size(32 if batch_size is None else batch_size)
+        global_batch = batch_size * ranks
         if n_train is not None:
-            steps = max(1, math.ceil(n_train / batch_size)) if n_train else 0
+            steps = max(1, math.ceil(n_train / global_batch)) if n_train else 0
             if steps_per_epoch is not None:
                 steps = _nonneg_int(steps_per_epoch, "steps_per_epoch", 1)
         else:
@@ -346,6 +406,14 @@ class Sequential:
             if len(vx) != len(vy):
                 raise ValueError("fit: validation_data: x and y hold different numbers of samples")
         self._has_regularizers = any(w.regularizer is not None for w in self._specs)
+        dropouts = [l for l in self.layers if _uses_dropout_stream(l)]
+        if dp is not None:
+            dp.check_same(samples=-1 if n_train is None else n_train, steps=steps, epochs=epochs,
+                          initial_epoch=initial_epoch, batch_size=flow.batch_size if flow is not None else batch_size,
+                          flow_samples=-1 if flow is None else flow.n, shuffle=bool(shuffle),
+                          validation=-1 if validation_data is None else len(vx), parameters=self._params.size,
+                          metrics=len(self.compiled_metrics), generator=generator)
+            dp.broadcast_start(dropouts, flow)
 
         history = _callbacks.History()
         if isinstance(callbacks, _callbacks.Callback):
@@ -359,76 +427,132 @@ class Sequential:
         if verbose:
             cbs.append(_callbacks.ProgressLogger(verbose))
         cbs.append(history)
+        muted = []
+        if dp is not None:
+            cbs, muted = dp.callbacks(cbs)
         self._active_callbacks = [c for c in cbs if c is not history]
         self._restore_callback_state(self._active_callbacks)
         params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
         for c in cbs:
             c.set_model(self)
             c.set_params(params)
-        dropouts = [l for l in self.layers if _uses_dropout_stream(l)]
         self.stop_training = False
+        guard = _DeferredInterrupt() if dp is None else _AbortOnError(dp)
+        try:
+            with guard as interrupt:
+                self._fit_epochs(x, y, n_train, generator, flow, dp, ranks, rank, batch_size, global_batch, steps,
+                                 epochs, initial_epoch, shuffle, vx if validation_data is not None else None,
+                                 vy if validation_data is not None else None, dropouts, cbs, interrupt)
+        finally:
+            if dp is not None:
+                dp.restore(muted)
+                dp.finish()
+        self.history = history
+        return history
+
+    def _fit_epochs(self, x, y, n_train, generator, flow, dp, ranks, rank, batch_size, global_batch, steps,
+                    epochs, initial_epoch, shuffle, vx, vy, dropouts, cbs, interrupt):
+        from . import _sharding
+
         for c in cbs:
             c.on_train_begin({})
-        with _DeferredInterrupt() as interrupt:
-            rng_seed = self._seed
-            xbuf = None
-            for epoch in range(initial_epoch, epochs):
-                self._epoch = epoch
-                for d in dropouts:
-                    d.epoch = epoch
+        rng_seed = self._seed
+        xbuf = None
+        for epoch in range(initial_epoch, epochs):
+            self._epoch = epoch
+            for d in dropouts:
+                d.epoch = epoch
+            for c in cbs:
+                c.on_epoch_begin(epoch, {})
+            sums, seen = {}, 0
+            order = None
+            if n_train is not None and shuffle and n_train:
+                order = initializers.generator(rng_seed, 0x5EED, epoch).permutation(n_train)
+            for step in range(steps):
                 for c in cbs:
-                    c.on_epoch_begin(epoch, {})
-                sums, seen = {}, 0
-                order = None
-                if n_train is not None and shuffle and n_train:
-                    order = initializers.generator(rng_seed, 0x5EED, epoch).permutation(n_train)
-                for step in range(steps):
-                    for c in cbs:
-                        c.on_train_batch_begin(step, {})
-                    if generator:
-                        batch = next(x)
-                        xb, yb = batch[0], batch[1]
-                        xb = np.ascontiguousarray(xb, dtype=np.float32)
-                        yb = _as_targets(np.asarray(yb))
-                        offset = step * batch_size
+                    c.on_train_batch_begin(step, {})
+                # xb, yb: this rank's samples; offset: the position of its first sample in
+                # the epoch (keys dropout); n_step: samples in the step over all ranks
+                if flow is not None:
+                    xb, yb, first, n_step = flow._next_part(ranks, rank)
+                    if yb is None:
+                        raise ValueError("fit: the ImageDataGenerator flow has no targets: use flow(x, y)")
+                    xb = np.ascontiguousarray(xb, dtype=np.float32)
+                    yb = _as_targets(np.asarray(yb))
+                    offset = seen + first
+                elif generator:
+                    batch = next(x)
+                    xb, yb = batch[0], batch[1]
+                    xb = np.ascontiguousarray(xb, dtype=np.float32)
+                    yb = _as_targets(np.asarray(yb))
+                    n_step, before = (len(xb), 0) if dp is None else dp.counts(len(xb))
+                    offset = seen + before
+                else:
+                    b0, b1 = _sharding.global_batch(step, global_batch, max(n_train, 1))
+                    n_step = b1 - b0
+                    if dp is not None:
+                        b0, b1 = dp.part(b0, b1)
+                    if order is None:
+                        xb, yb = x[b0:b1], y[b0:b1]
                     else:
-                        b0 = (step * batch_size) % max(n_train, 1)
-                        b1 = min(b0 + batch_size, n_train)
-                        if order is None:
-                            xb, yb = x[b0:b1], y[b0:b1]
-                        else:
-                            idx = order[b0:b1]
-                            if xbuf is None or xbuf.shape[0] != len(idx):
-                                xbuf = np.empty((len(idx),) + x.shape[1:], np.float32)
-                            np.take(x, idx, axis=0, out=xbuf)
-                            xb, yb = xbuf, y[idx]
-                        offset = b0
-                    for d in dropouts:
-                        d.sample_offset = offset
+                        idx = order[b0:b1]
+                        if xbuf is None or xbuf.shape[0] != len(idx):
+                            xbuf = np.empty((len(idx),) + x.shape[1:], np.float32)
+                        np.take(x, idx, axis=0, out=xbuf)
+                        xb, yb = xbuf, y[idx]
+                    offset = b0
+                for d in dropouts:
+                    d.sample_offset = offset
+                if dp is None:
                     loss, out = self._train_step(xb, yb)
                     nb = len(xb)
                     sums["loss"] = sums.get("loss", 0.0) + loss * nb
                     self._batch_metrics(yb, out, sums, nb)
-                    seen += nb
-                    logs = {k: v / seen for k, v in sums.items()}
-                    for c in cbs:
-                        c.on_train_batch_end(step, logs)
-                    interrupt.check()
-                    if self.stop_training:
-                        break
-                logs = {k: v / max(seen, 1) for k, v in sums.items()}
-                if validation_data is not None:
-                    val = self.evaluate(vx, vy, batch_size=batch_size, verbose=0, return_dict=True)
-                    logs.update({"val_" + k: v for k, v in val.items()})
-                logs["learning_rate"] = float(self.optimizer.learning_rate)
+                else:
+                    loss, values = self._train_step_distributed(dp, xb, yb, n_step)
+                    nb = n_step
+                    sums["loss"] = sums.get("loss", 0.0) + loss * nb
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v * nb
+                seen += nb
+                logs = {k: v / seen for k, v in sums.items()}
                 for c in cbs:
-                    c.on_epoch_end(epoch, logs)
+                    c.on_train_batch_end(step, logs)
+                interrupt.check()
                 if self.stop_training:
                     break
+            logs = {k: v / max(seen, 1) for k, v in sums.items()}
+            if dp is not None:
+                dp.average_state()
+            if vx is not None:
+                if dp is None:
+                    val = self.evaluate(vx, vy, batch_size=batch_size, verbose=0, return_dict=True)
+                else:
+                    val = dp.evaluate(vx, vy, batch_size)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            logs["learning_rate"] = float(self.optimizer.learning_rate)
+            for c in cbs:
+                c.on_epoch_end(epoch, logs)
+            if dp is not None:
+                self.stop_training = dp.epoch_end(self.stop_training)
+            if self.stop_training:
+                break
         for c in cbs:
             c.on_train_end({})
-        self.history = history
-        return history
+
+    def _evaluate_sums(self, x, y, batch_size):
+        """({'loss': sum, metric: sum} over the samples, sample count)."""
+        y = _as_targets(np.asarray(y))
+        sums, n = {}, len(x)
+        for b0 in range(0, n, batch_size):
+            xb = np.ascontiguousarray(x[b0:b0 + batch_size], dtype=np.float32)
+            yb = y[b0:b0 + batch_size]
+            pred = self._forward(xb, False)
+            nb = len(xb)
+            sums["loss"] = sums.get("loss", 0.0) + float(self.loss(yb, pred)) * nb
+            for m in self.compiled_metrics:
+                sums[m.__name__] = sums.get(m.__name__, 0.0) + float(m(yb, pred)) * nb
+        return sums, n
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         if self.loss is None:
@@ -440,15 +564,7 @@ class Sequential:
         batch_size = _batch_size(batch_size)
         if len(x) == 0:
             raise ValueError(f"evaluate: x: expected at least one sample, got shape {x.shape}")
-        sums, n = {}, len(x)
-        for b0 in range(0, n, batch_size):
-            xb = np.ascontiguousarray(x[b0:b0 + batch_size], dtype=np.float32)
-            yb = y[b0:b0 + batch_size]
-            pred = self._forward(xb, False)
-            nb = len(xb)
-            sums["loss"] = sums.get("loss", 0.0) + float(self.loss(yb, pred)) * nb
-            for m in self.compiled_metrics:
-                sums[m.__name__] = sums.get(m.__name__, 0.0) + float(m(yb, pred)) * nb
+        sums, n = self._evaluate_sums(x, y, batch_size)
         result = {k: v / max(n, 1) for k, v in sums.items()}
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
@@ -605,6 +721,28 @@ def _uses_dropout_stream(layer):
     and the recurrent layers (and Bidirectional) with their input dropout. They expose
     stream_seed, seed, epoch and sample_offset."""
     return isinstance(layer, _layers.Dropout) or hasattr(layer, "sample_offset")
+
+
+class _AbortOnError:
+    """Distributed fit on several ranks: an exception on this rank (a failing callback,
+    bad data, Ctrl-C) prints its traceback with the rank number and aborts the whole MPI
+    job, because the other ranks would otherwise wait for it in the next collective
+    forever. On a single rank the exception propagates as usual."""
+
+    def __init__(self, dp):
+        self.dp = dp
+
+    def __enter__(self):
+        return self
+
+    def check(self):
+        pass
+
+    def __exit__(self, kind, value, tb):
+        if value is not None and self.dp.size > 1:
+            from . import distributed
+            distributed.abort(value)
+        return False
 
 
 class _DeferredInterrupt:

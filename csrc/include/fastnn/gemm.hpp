@@ -27,9 +27,9 @@ struct MicroKernels {
   void (*packed)(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
                  int mr, int nr, int flags, const float* bias);
   // C tile (op)= sum over segments s of A_s * B_s, where row i of A_s is the
-  // seglen contiguous floats at aptr[s*MR + i] (all MR entries valid pointers;
-  // pass a zero row for padding) and row k of B_s is bseg[s] + k*ldb (nr valid
-  // floats; the rest are never read).
+  // seglen contiguous floats at aptr[s*MR + i] (only rows i < mr are read and
+  // computed) and row k of B_s is bseg[s] + k*ldb (nr valid floats; the rest are
+  // never read).
   void (*rowptr)(int nseg, i64 seglen, const float* const* aptr,
                  const float* const* bseg, i64 ldb, float* c, i64 ldc, int mr,
                  int nr, int flags, const float* bias);

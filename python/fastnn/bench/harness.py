@@ -1,247 +1,359 @@
-"""Problem descriptors, peers, interleaved timing and reports."""
+"""Verify, then time: the run loop, interleaved timing and the reports (JSON, Markdown,
+PNG). Problem strings are defined in problems.py, fastnn's side in ours.py, each peer's
+in peer_*.py, and the peer processes in worker.py."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
-import re
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import fastnn
-from fastnn import _core, ops
+from fastnn import _core
 
-# ---------------------------------------------------------------------------
-# problem descriptors
+from . import ours
+from .problems import Problem, make_data, max_rel_err, parse_problem, tolerance  # noqa: F401
+from .worker import FRAMEWORKS, PeerWorker
 
+PEER_LABELS = {"torch": "PyTorch", "tf": "TF/Keras", "jax": "JAX"}
 
-@dataclass
-class Problem:
-    kind: str
-    params: dict
-    name: str = ""
-
-    @property
-    def flops(self) -> float:
-        p = self.params
-        if self.kind == "gemm":
-            return 2.0 * p["m"] * p["n"] * p["k"]
-        if self.kind == "conv":
-            P, Q = conv_out(p)
-            fwd = 2.0 * p["mb"] * P * Q * p["oc"] * p["kh"] * p["kw"] * p["ic"]
-            # forward + backward-weight (+ backward-data unless the input needs no gradient)
-            return fwd * (2 + (1 if p.get("dx", 1) else 0))
-        raise ValueError(self.kind)
-
-
-_CONV_KEYS = {"mb", "ih", "iw", "ic", "oc", "kh", "kw", "sh", "sw", "ph", "pw", "dx"}
-
-
-def parse_problem(text: str) -> Problem:
-    """Parse 'gemm:m1024n1024k1024' or 'conv:mb86_ih28iw28_ic32oc32_kh5kw5_sh1_ph2'."""
-    kind, _, body = text.partition(":")
-    pairs = re.findall(r"([a-z]+)(\d+)", body)
-    if not body or not pairs:
-        raise ValueError(f"problem: cannot parse {text!r}")
-    params = {k: int(v) for k, v in pairs}
-    if kind == "gemm":
-        if set(params) != {"m", "n", "k"}:
-            raise ValueError(f"problem: gemm needs m, n, k, got {text!r}")
-    elif kind == "conv":
-        unknown = set(params) - _CONV_KEYS
-        if unknown:
-            raise ValueError(f"problem: unknown conv keys {sorted(unknown)} in {text!r}")
-        params.setdefault("mb", 1)
-        params.setdefault("iw", params.get("ih"))
-        params.setdefault("kw", params.get("kh"))
-        params.setdefault("sh", 1)
-        params.setdefault("sw", params["sh"])
-        params.setdefault("ph", 0)
-        params.setdefault("pw", params["ph"])
-        params.setdefault("dx", 1)
-    else:
-        raise ValueError(f"problem: unknown kind {kind!r} (expected gemm or conv)")
-    return Problem(kind, params, text)
-
-
-def conv_out(p):
-    P = (p["ih"] + 2 * p["ph"] - p["kh"]) // p["sh"] + 1
-    Q = (p["iw"] + 2 * p["pw"] - p["kw"]) // p["sw"] + 1
-    return P, Q
-
-
-# ---------------------------------------------------------------------------
-# implementations: each returns (setup(): state, run(state) -> result arrays (numpy))
-
-
-def _fastnn_impl(prob: Problem, data):
-    p = prob.params
-    if prob.kind == "gemm":
-        a, b = data
-        return lambda: _core.matmul(a, b), lambda out: out
-    x, w, b, dy = data
-    stride, pad = (p["sh"], p["sw"]), (p["ph"], p["pw"])
-    need_dx = bool(p["dx"])
-
-    def step():
-        y = ops.conv2d(x, w, b, stride=stride, padding=pad)
-        dx, dw, db = ops.conv2d_backward(dy, x, w, stride=stride, padding=pad, need_dx=need_dx)
-        return y, dx, dw, db
-
-    def canon(out):
-        return out
-    return step, canon
-
-
-def _torch_impls(prob: Problem, data):
-    try:
-        import torch
-    except ImportError:
-        return {}
-    torch.set_num_threads(fastnn.get_num_threads())
-    p = prob.params
-    impls = {}
-    if prob.kind == "gemm":
-        a, b = (torch.from_numpy(v) for v in data)
-        impls["torch"] = (lambda: torch.mm(a, b), lambda out: out.numpy())
-        return impls
-    x, w, b, dy = data
-    stride, pad = (p["sh"], p["sw"]), (p["ph"], p["pw"])
-    for fmt in ("nchw", "channels_last"):
-        mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=mf)
-        xt.requires_grad_(bool(p["dx"]))
-        wt = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous(memory_format=mf).requires_grad_(True)
-        bt = torch.from_numpy(b).requires_grad_(True)
-        dyt = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(memory_format=mf)
-
-        def step(xt=xt, wt=wt, bt=bt, dyt=dyt):
-            xt.grad = wt.grad = bt.grad = None
-            y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=pad)
-            y.backward(dyt)
-            return y, xt.grad, wt.grad, bt.grad
-
-        def canon(out):
-            y, dx, dw, db = out
-            return (y.detach().permute(0, 2, 3, 1).numpy(),
-                    None if dx is None else dx.permute(0, 2, 3, 1).numpy(),
-                    dw.permute(2, 3, 1, 0).numpy(), db.numpy())
-        impls["torch_" + fmt] = (step, canon)
-    return impls
-
-
-def _make_data(prob: Problem, rs):
-    p = prob.params
-    if prob.kind == "gemm":
-        return (rs.standard_normal((p["m"], p["k"]), dtype=np.float32),
-                rs.standard_normal((p["k"], p["n"]), dtype=np.float32))
-    P, Q = conv_out(p)
-    x = rs.standard_normal((p["mb"], p["ih"], p["iw"], p["ic"]), dtype=np.float32)
-    w = (rs.standard_normal((p["kh"], p["kw"], p["ic"], p["oc"]), dtype=np.float32)
-         / np.sqrt(p["kh"] * p["kw"] * p["ic"])).astype(np.float32)
-    b = rs.standard_normal(p["oc"], dtype=np.float32)
-    dy = rs.standard_normal((p["mb"], P, Q, p["oc"]), dtype=np.float32)
-    return x, w, b, dy
-
-
-def _max_rel_err(a, b):
-    errs = []
-    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
-        if u is None or v is None:
-            continue
-        u = np.asarray(u, np.float64)
-        v = np.asarray(v, np.float64)
-        errs.append(float(np.max(np.abs(u - v)) / max(np.max(np.abs(v)), 1e-30)))
-    return max(errs) if errs else 0.0
-
-
-def _time_interleaved(fns: dict, rounds: int, min_time: float = 0.02):
-    """Median/min/max seconds per call, impls interleaved A B A B ..."""
-    # warm-up and per-impl repeat count so one sample takes >= min_time
-    reps = {}
-    for name, fn in fns.items():
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        reps[name] = max(1, int(min_time / max(dt, 1e-7)))
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            r = reps[name]
-            t0 = time.perf_counter()
-            for _ in range(r):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / r)
-    return {name: (statistics.median(s), min(s), max(s)) for name, s in samples.items()}
-
-
-# ---------------------------------------------------------------------------
-
-GEMM_PROBLEMS = [f"gemm:m{n}n{n}k{n}" for n in (256, 512, 1024, 2048)]
+SQUARE_GEMMS = [f"gemm:m{n}n{n}k{n}" for n in (256, 512, 1024, 2048)]
+#: GEMM shapes the layers produce: the workbook convs as im2col (M = N*P*Q, N = C_out,
+#: K = R*S*C_in), conv 2's weight gradient, the Dense layer, the workbook LSTM's h*U, and
+#: the large LSTM's input projection (all steps at once) and one recurrent step.
+SKINNY_GEMMS = ["gemm:m67424n32k25", "gemm:m67424n32k800", "gemm:m16856n64k288", "gemm:m16856n64k576",
+                "gemm:m800n32k67424", "gemm:m86n256k3136", "gemm:m32n80k20", "gemm:m6400n2048k512",
+                "gemm:m64n2048k512"]
 WORKBOOK_CONVS = [
     "conv:mb86_ih28iw28_ic1oc32_kh5kw5_sh1_ph2_dx0",   # first layer: the input needs no gradient
     "conv:mb86_ih28iw28_ic32oc32_kh5kw5_sh1_ph2",
     "conv:mb86_ih14iw14_ic32oc64_kh3kw3_sh1_ph1",
     "conv:mb86_ih14iw14_ic64oc64_kh3kw3_sh1_ph1",
 ]
+CONV56 = "conv:mb32_ih56iw56_ic64oc64_kh3kw3_sh1_ph1"
+
+
+def _directions(text):
+    kind, body = text.split(":")
+    out = [text] + [f"{kind}:{d}_{body}" for d in ("fwd", "bwdw")]
+    if not body.endswith("_dx0"):
+        out.append(f"{kind}:bwdd_{body}")
+    return out
+
+
+CONV_PROBLEMS = [t for c in WORKBOOK_CONVS + [CONV56] for t in _directions(c)]
+POOL_PROBLEMS = ["pool:max_mb86_ih28iw28_ic32_kh2_sh2", "pool:max_mb86_ih14iw14_ic64_kh2_sh2",
+                 "pool:avg_mb86_ih28iw28_ic32_kh2_sh2"]
+LSTM_PROBLEMS = ["lstm:fwd_mb64_t100_i512_h512", "lstm:fwdbwd_mb64_t100_i512_h512"]
+MODEL_PROBLEMS = ["cnn_train:mb86", "cnn_predict:mb86", "cnn_predict:mb1", "lstm_train:mb32_t15_i1_h20",
+                  "lstm_predict:mb1_t15_i1_h20", "augment:mb86_ih28iw28_ic1"]
+FULL = SQUARE_GEMMS + SKINNY_GEMMS + CONV_PROBLEMS + POOL_PROBLEMS + LSTM_PROBLEMS + MODEL_PROBLEMS
+#: --quick: one of each family, the training steps over 2 batches per timed call and the
+#: large LSTM over 20 steps instead of 100, so that it stays under 2 minutes.
+QUICK = ["gemm:m1024n1024k1024", "conv:mb86_ih28iw28_ic32oc32_kh5kw5_sh1_ph2", CONV56,
+         "pool:max_mb86_ih28iw28_ic32_kh2_sh2", "lstm:fwdbwd_mb64_t20_i512_h512", "cnn_train:mb86_nb2",
+         "cnn_predict:mb86", "cnn_predict:mb1", "lstm_train:mb32_t15_i1_h20_nb5", "lstm_predict:mb1_t15_i1_h20",
+         "augment:mb86_ih28iw28_ic1"]
+KERNEL_KINDS = ("gemm", "conv", "pool", "lstm")
+SUITES = {"kernels": [t for t in FULL if t.split(":")[0] in KERNEL_KINDS], "models": MODEL_PROBLEMS}
 
 
 @dataclass
 class Result:
     problem: str
     threads: int
-    times: dict = field(default_factory=dict)   # impl -> (median, min, max) seconds
-    errors: dict = field(default_factory=dict)  # peer -> max relative error vs fastnn
-    gflops: float = 0.0
+    times: dict = field(default_factory=dict)    # impl -> (median, min, max) seconds per unit
+    errors: dict = field(default_factory=dict)   # peer variant -> max relative error vs fastnn
+    notes: list = field(default_factory=list)    # skipped peers, verification failures
+    flops: float | None = None                   # per unit
+    gflops: float | None = None                  # fastnn's
+    rounds: int = 0
+    verify_failed: bool = False
+    wall: float = 0.0                             # seconds this row took (set-up, verify, timing)
+
+    def peer_best(self, framework=None):
+        """(variant, median) of the fastest peer variant (of one framework), or None."""
+        cands = [(k, v[0]) for k, v in self.times.items()
+                 if k != "fastnn" and (framework is None or framework_of(k) == framework)]
+        return min(cands, key=lambda kv: kv[1]) if cands else None
+
+    def ratio(self, framework=None):
+        best = self.peer_best(framework)
+        return best[1] / self.times["fastnn"][0] if best and "fastnn" in self.times else None
 
 
-def run(problems, threads=(1, 2), rounds=15, verbose=True, seed=0):
-    results = []
-    rs = np.random.default_rng(seed)
+def framework_of(variant):
+    if variant.startswith("torch"):
+        return "torch"
+    if variant.startswith(("tf", "keras")):
+        return "tf"
+    return variant.split("_")[0]
+
+
+# ---------------------------------------------------------------------------
+# timing
+
+
+def time_interleaved(timers: dict, rounds: int, min_time: float = 0.02, budget: float | None = None,
+                     min_rounds: int = 3):
+    """Median/min/max seconds per call for each timer, interleaved A B C A B C ...
+
+    timers: name -> run(reps) returning the mean seconds per call over reps calls.
+    Each is first called once as a warm-up (JIT compilation, caches, allocations) and,
+    unless that call alone took 50 x min_time or more (then reps = 1), once more to
+    choose reps so one sample lasts >= min_time; then `rounds` rounds, each
+    taking one sample of every timer in turn. With a budget (seconds), the rounds are cut
+    to fit it, but never below min_rounds. Returns ({name: (median, min, max)}, rounds)."""
+    reps = {}
+    for name, run in timers.items():
+        dt = run(1)
+        if dt < 50 * min_time:
+            dt = run(1)
+        reps[name] = max(1, math.ceil(min_time / max(dt, 1e-7))) if dt == dt else 1   # NaN: a failed peer
+    samples = {name: [] for name in timers}
+    t_start = time.perf_counter()
+    done = 0
+    while done < rounds:
+        for name, run in timers.items():
+            samples[name].append(run(reps[name]))
+        done += 1
+        if budget is not None and done >= min_rounds:
+            elapsed = time.perf_counter() - t_start
+            if elapsed / done * (done + 1) > budget:
+                break
+    return {name: (statistics.median(s), min(s), max(s)) for name, s in samples.items()}, done
+
+
+# ---------------------------------------------------------------------------
+# the run
+
+
+def run(problems, threads=(1, 2), rounds=15, frameworks=FRAMEWORKS, seed=0, verbose=True, min_time=0.02,
+        budget=None, workers=None):
+    """Verify and time each problem at each thread count against every installed peer.
+
+    Returns a list of Result. A peer whose result disagrees with fastnn beyond the
+    problem's tolerance is not timed; the row records the error and verify_failed."""
     for text in problems:
-        prob = parse_problem(text)
-        data = _make_data(prob, rs)
+        parse_problem(text)              # fail early on a typo, before any process starts
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fastnn-bench-") as tmp:
         for nt in threads:
             fastnn.set_num_threads(nt)
-            impls = {"fastnn": _fastnn_impl(prob, data)}
-            impls.update(_torch_impls(prob, data))
-            res = Result(text, nt)
-            ours = impls["fastnn"][1](impls["fastnn"][0]())
-            for name, (fn, canon) in impls.items():
-                if name == "fastnn":
-                    continue
-                err = _max_rel_err(ours, canon(fn()))
-                res.errors[name] = err
-                if err > 1e-3:
-                    raise RuntimeError(f"{text}: fastnn and {name} disagree (max rel err {err:.2e})")
-            res.times = _time_interleaved({k: v[0] for k, v in impls.items()}, rounds)
-            res.gflops = prob.flops / res.times["fastnn"][0] / 1e9
-            results.append(res)
-            if verbose:
-                line = f"{text:<52} t={nt} fastnn {res.times['fastnn'][0] * 1e3:8.2f} ms {res.gflops:7.1f} GF/s"
-                for k, v in res.times.items():
-                    if k != "fastnn":
-                        line += f" | {k} {v[0] * 1e3:.2f} ms (x{v[0] / res.times['fastnn'][0]:.2f})"
-                print(line, flush=True)
+            pool = workers if workers is not None else {fw: PeerWorker(fw, nt, tmp) for fw in frameworks}
+            try:
+                for fw, w in pool.items():
+                    if not w.available() and verbose:
+                        print(f"[{PEER_LABELS.get(fw, fw)} skipped at {nt} thread(s): {w.unavailable}]", flush=True)
+                for text in problems:
+                    res = run_one(text, nt, pool, tmp, rounds=rounds, seed=seed, min_time=min_time, budget=budget)
+                    results.append(res)
+                    if verbose:
+                        print(format_line(res), flush=True)
+            finally:
+                if workers is None:
+                    for w in pool.values():
+                        w.close()
     return results
 
 
-def machine_info(peaks):
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu": _cpu_name(), "cores": os.cpu_count(), "fastnn": fastnn.build_info(),
-            "fma_peak_gflops": peaks}
+def run_one(text, nt, pool, tmp, rounds=15, seed=0, min_time=0.02, budget=None):
+    t_row = time.perf_counter()
+    prob = parse_problem(text)
+    data = make_data(prob, seed)
+    step, check, weights = ours.build(prob, data)
+    res = Result(text, nt, flops=prob.flops)
+    wpath = None
+    if weights is not None:
+        wpath = os.path.join(tmp, "weights.npz")
+        np.savez(wpath, *weights, none=np.zeros(0, np.int64))
+    reference = check()
+    timers = {"fastnn": _local_timer(step)}
+    for fw, w in pool.items():
+        if not w.available():
+            continue
+        try:
+            variants = w.setup(text, seed, wpath)
+        except RuntimeError as e:
+            res.notes.append(f"{fw}: setup failed: {str(e).splitlines()[0]}")
+            continue
+        if not variants:
+            res.notes.append(f"{PEER_LABELS.get(fw, fw)}: no equivalent of this problem")
+        for v in variants:
+            try:
+                err = max_rel_err(reference, w.check(v))
+            except (RuntimeError, ValueError) as e:
+                res.notes.append(f"{v}: check failed: {str(e).splitlines()[0]}")
+                continue
+            res.errors[v] = err
+            if not err <= tolerance(prob):
+                res.verify_failed = True
+                res.notes.append(f"VERIFY FAILED: fastnn vs {v}: max rel err {err:.2e} > {tolerance(prob):.0e}; "
+                                 f"{v} not timed")
+                continue
+            timers[v] = _guarded(w.timer(v), v, res.notes)
+    times, res.rounds = time_interleaved(timers, rounds, min_time=min_time, budget=budget)
+    for k in [k for k, v in times.items() if not all(math.isfinite(x) for x in v)]:
+        del times[k]
+    per = prob.per_call
+    res.times = {k: tuple(x / per for x in v) for k, v in times.items()}
+    if res.flops:
+        res.gflops = res.flops / res.times["fastnn"][0] / 1e9
+    if prob.kind == "augment":
+        res.notes.append(f"fastnn {prob.params['mb'] / res.times['fastnn'][0]:,.0f} images/s")
+    for w in pool.values():
+        if w.available():
+            try:
+                w.call(cmd="release")
+            except RuntimeError:
+                pass
+    res.wall = time.perf_counter() - t_row
+    return res
+
+
+def _guarded(timer, variant, notes):
+    """A peer's timer that turns a failure (a worker that died or raised) into NaN
+    samples and one note, so the row and the rest of the run go on without that peer."""
+    def run(reps):
+        try:
+            return timer(reps)
+        except RuntimeError as e:
+            msg = f"{variant}: timing failed: {str(e).splitlines()[0]}"
+            if msg not in notes:
+                notes.append(msg)
+            return float("nan")
+    return run
+
+
+def _local_timer(fn):
+    def run(reps):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
+    return run
+
+
+# ---------------------------------------------------------------------------
+# reports
+
+
+def fmt_time(s):
+    if s is None:
+        return "–"
+    if s >= 1.0:
+        return f"{s:.3g} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} µs"
+
+
+def _cell(t):
+    med, lo, hi = t
+    return f"{fmt_time(med)} ({fmt_time(lo)}–{fmt_time(hi)})"
+
+
+def format_line(r):
+    line = f"{r.problem:<46} t={r.threads} fastnn {fmt_time(r.times['fastnn'][0]):>9}"
+    if r.gflops:
+        line += f" {r.gflops:6.1f} GF/s"
+    for k, v in r.times.items():
+        if k != "fastnn":
+            line += f" | {k} {fmt_time(v[0])} (x{v[0] / r.times['fastnn'][0]:.2f})"
+    for n in r.notes:
+        line += f"  [{n}]"
+    return line + f"  ({r.wall:.1f} s)"
+
+
+def markdown(results, peaks):
+    head = ("| problem | threads | fastnn median (min–max) | GFLOP/s | % FMA peak | PyTorch | TF/Keras | JAX "
+            "| PyTorch / fastnn | best peer / fastnn | notes |")
+    lines = [head, "|" + "---|" * 11]
+    for r in results:
+        peak = peaks.get(str(r.threads)) or peaks.get(r.threads)
+        gf = f"{r.gflops:.1f}" if r.gflops else "–"
+        pct = f"{100 * r.gflops / peak:.0f}%" if r.gflops and peak else "–"
+        cells = []
+        for fw in FRAMEWORKS:
+            best = r.peer_best(fw)
+            if best is None:
+                cells.append("–")
+            else:
+                tag = best[0].replace("torch_", "").replace("channels_last", "cl")
+                cells.append(_cell(r.times[best[0]]) + (f" {tag}" if tag not in ("torch", "tf", "jax") else ""))
+        rt, rb = r.ratio("torch"), r.ratio()
+        best = r.peer_best()
+        rts = f"{rt:.2f}×" if rt else "–"
+        rbs = f"{rb:.2f}× ({best[0]})" if rb else "–"
+        notes = "; ".join(r.notes).replace("|", "/")
+        lines.append(f"| `{r.problem}` | {r.threads} | {_cell(r.times['fastnn'])} | {gf} | {pct} | "
+                     + " | ".join(cells) + f" | {rts} | {rbs} | {notes} |")
+    return "\n".join(lines)
+
+
+def summaries(results, threads):
+    """Derived lines: the workbook conv layers summed, and thread scaling of the CNN step."""
+    out = []
+    for nt in threads:
+        rows = [r for r in results if r.problem in WORKBOOK_CONVS and r.threads == nt]
+        if len(rows) == len(WORKBOOK_CONVS):
+            s = f"workbook CNN conv layers, forward+backward, {nt} thread(s): fastnn " \
+                f"{fmt_time(sum(r.times['fastnn'][0] for r in rows))}"
+            for v in sorted({k for r in rows for k in r.times if k != "fastnn"}):
+                if all(v in r.times for r in rows):
+                    s += f" | {v} {fmt_time(sum(r.times[v][0] for r in rows))}"
+            out.append(s)
+    if len(threads) > 1:
+        lo, hi = min(threads), max(threads)
+        for text in ("cnn_train:mb86",):
+            a = next((r for r in results if r.problem == text and r.threads == lo), None)
+            b = next((r for r in results if r.problem == text and r.threads == hi), None)
+            if a and b:
+                parts = [f"{k} {a.times[k][0] / b.times[k][0]:.2f}×" for k in a.times if k in b.times]
+                out.append(f"{text} scaling {lo} -> {hi} threads: " + ", ".join(parts))
+    return out
+
+
+def plot(results, path):
+    """A PNG bar chart of peer / fastnn (PyTorch and best peer) per row; False when
+    matplotlib is not installed."""
     try:
-        import torch
-        info["torch"] = torch.__version__
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
     except ImportError:
-        pass
-    return info
+        return False
+    rows = [r for r in results if r.ratio() is not None]
+    if not rows:
+        return False
+    labels = [f"{r.problem} t{r.threads}" for r in rows]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(rows) + 1.5))
+    ax.barh(y - 0.2, [r.ratio("torch") or 0 for r in rows], 0.4, label="PyTorch / fastnn")
+    ax.barh(y + 0.2, [r.ratio() for r in rows], 0.4, label="best peer / fastnn")
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("time ratio (> 1: fastnn is faster)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def machine_info(peaks, versions):
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": _cpu_name(),
+            "cores": os.cpu_count(), "fastnn": fastnn.build_info(), "fma_peak_gflops": peaks, "peers": versions}
 
 
 def _cpu_name():
@@ -255,99 +367,101 @@ def _cpu_name():
     return platform.processor() or "unknown"
 
 
-def markdown(results, peaks):
-    lines = ["| problem | threads | fastnn ms (min–max) | GFLOP/s | % FMA peak | PyTorch best ms | PyTorch/fastnn |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        med, lo, hi = r.times["fastnn"]
-        peers = {k: v for k, v in r.times.items() if k != "fastnn"}
-        best = min(peers.items(), key=lambda kv: kv[1][0]) if peers else None
-        peak = peaks.get(str(r.threads)) or peaks.get(r.threads)
-        pct = f"{100 * r.gflops / peak:.0f}%" if peak else "–"
-        pb = f"{best[1][0] * 1e3:.2f} ({best[0].replace('torch_', '')})" if best else "–"
-        ratio = f"{best[1][0] / med:.2f}×" if best else "–"
-        lines.append(f"| `{r.problem}` | {r.threads} | {med * 1e3:.2f} ({lo * 1e3:.2f}–{hi * 1e3:.2f}) | "
-                     f"{r.gflops:.1f} | {pct} | {pb} | {ratio} |")
-    return "\n".join(lines)
-
-
-def markdown_models(results):
-    lines = ["| workload | threads | fastnn | PyTorch (NCHW) | PyTorch channels_last | best PyTorch / fastnn |",
-             "|---|---|---|---|---|---|"]
-    for r in results:
-        t = r["times"]
-        if "images_per_s" in r:
-            lines.append(f"| `{r['problem']}` | {r['threads']} | {r['images_per_s']:,.0f} images/s "
-                         f"({t['fastnn'][0] * 1e3:.2f} ms/batch) | – | – | – |")
-            continue
-        ours = t["fastnn"][0]
-        keys = ("torch_nchw", "torch_channels_last") if "torch_nchw" in t else ("torch", "torch_channels_last")
-        cells = [f"{t[k][0] * 1e3:.3f} ms" if k in t else "–" for k in keys]
-        peers = [t[k][0] for k in keys if k in t]
-        ratio = f"{min(peers) / ours:.2f}×" if peers else "–"
-        lines.append(f"| `{r['problem']}` | {r['threads']} | {ours * 1e3:.3f} ms | {cells[0]} | {cells[1]} | {ratio} |")
-    return "\n".join(lines)
-
-
-def conv_summary(results, threads):
-    rows = [r for r in results if r.problem in WORKBOOK_CONVS and r.threads == threads]
-    if len(rows) != len(WORKBOOK_CONVS):
-        return None
-    ours = sum(r.times["fastnn"][0] for r in rows)
-    out = {"threads": threads, "fastnn_ms": ours * 1e3}
-    for fmt in ("torch_nchw", "torch_channels_last"):
-        if all(fmt in r.times for r in rows):
-            out[fmt + "_ms"] = sum(r.times[fmt][0] for r in rows) * 1e3
+def _peer_versions(frameworks):
+    """Installed peer versions, read from package metadata (nothing is imported here)."""
+    from importlib import metadata
+    dists = {"torch": ["torch"], "tf": ["tensorflow", "tensorflow-cpu"], "jax": ["jax"]}
+    out = {}
+    for fw in frameworks:
+        for d in dists[fw]:
+            try:
+                out[fw] = metadata.version(d)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
+            out[fw] = None
     return out
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="fastnn bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer problems and rounds (< 2 min)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="fastnn bench", description="Verify fastnn against PyTorch, TensorFlow/Keras "
+                                 "and JAX (those installed), then time them interleaved.")
+    ap.add_argument("--quick", action="store_true", help="a short subset with fewer rounds (under 2 minutes)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=None, help="timed rounds per problem")
-    ap.add_argument("--problems", nargs="*", default=None,
-                    help="problem strings, e.g. gemm:m512n512k512 conv:mb8_ih28_ic32oc32_kh5_ph2")
+    ap.add_argument("--rounds", type=int, default=None, help="timed rounds per problem (default 15; 3 with --quick)")
+    ap.add_argument("--problems", nargs="+", default=None,
+                    help="problem strings, e.g. gemm:m512n512k512 conv:bwdw_mb8_ih28_ic32oc32_kh5_ph2 lstm:fwd_mb8_t20_i16_h32")
     ap.add_argument("--suite", choices=("all", "kernels", "models"), default="all",
-                    help="kernels (GEMM, conv layers), models (workbook CNN step, inference, augmentation) or all")
-    ap.add_argument("--out", default=os.path.join("bench", "results"), help="directory for JSON / Markdown")
+                    help="kernels (GEMM, conv, pool, large LSTM), models (workbook CNN / LSTM, augmentation) or all")
+    ap.add_argument("--peers", default=",".join(FRAMEWORKS),
+                    help=f"comma-separated peers to try (default {','.join(FRAMEWORKS)}); '' for none")
+    ap.add_argument("--out", default=os.path.join("bench", "results"), help="directory for JSON / Markdown / PNG")
     args = ap.parse_args(argv)
-    threads = tuple(int(t) for t in args.threads.split(","))
+    try:
+        threads = tuple(int(t) for t in args.threads.split(","))
+    except ValueError:
+        ap.error(f"--threads: expected comma-separated integers, got {args.threads!r}")
     if any(t < 1 for t in threads):
         ap.error("--threads: expected positive integers")
-    problems = args.problems
-    if problems is None:
-        problems = (GEMM_PROBLEMS[:3] + WORKBOOK_CONVS) if args.quick else (GEMM_PROBLEMS + WORKBOOK_CONVS)
-    rounds = args.rounds or (5 if args.quick else 15)
+    frameworks = tuple(f for f in args.peers.split(",") if f)
+    bad = [f for f in frameworks if f not in FRAMEWORKS]
+    if bad:
+        ap.error(f"--peers: unknown {bad} (expected some of {', '.join(FRAMEWORKS)})")
+    if args.problems is not None:
+        problems = args.problems
+        for text in problems:
+            try:
+                parse_problem(text)
+            except ValueError as e:
+                ap.error(str(e))
+    elif args.quick:
+        problems = [t for t in QUICK if args.suite == "all"
+                    or (t.split(":")[0] in KERNEL_KINDS) == (args.suite == "kernels")]
+    else:
+        problems = FULL if args.suite == "all" else SUITES[args.suite]
+    rounds = args.rounds or (3 if args.quick else 15)
+    budget = 2.0 if args.quick else 8.0          # seconds of timed rounds per row (never < 3 rounds)
+    min_time = 0.01 if args.quick else 0.02
+    t_start = time.perf_counter()
     peaks = {str(t): _core.measure_fma_peak(t, 0.2) for t in threads}
-    print("machine:", _cpu_name(), "| fastnn", fastnn.build_info()["isa"],
-          "| FMA peak GFLOP/s:", {k: round(v, 1) for k, v in peaks.items()})
-    results = run(problems, threads=threads, rounds=rounds) if args.suite in ("all", "kernels") else []
-    model_results = []
-    if args.suite in ("all", "models"):
-        from .workloads import cnn_workloads, lstm_workloads
-        model_results = cnn_workloads(rounds=rounds, threads=max(threads))
-        model_results += lstm_workloads(rounds=rounds, threads=max(threads))
-    md = markdown(results, peaks) if results else ""
-    if model_results:
-        md += ("\n\n" if md else "") + markdown_models(model_results)
-    summaries = [s for s in (conv_summary(results, t) for t in threads) if s]
+    versions = _peer_versions(frameworks)
+    print("machine:", _cpu_name(), "| fastnn", fastnn.__version__, fastnn.build_info()["isa"],
+          "| FMA peak GFLOP/s:", {k: round(v, 1) for k, v in peaks.items()},
+          "| peers:", ", ".join(f"{PEER_LABELS[k]} {v or 'not installed'}" for k, v in versions.items()) or "none",
+          flush=True)
+    results = run(problems, threads=threads, rounds=rounds, frameworks=frameworks, min_time=min_time,
+                  budget=budget)
+    md = markdown(results, peaks)
+    extra = summaries(results, threads)
     print()
     print(md)
-    for s in summaries:
-        print(f"\nworkbook CNN conv layers, forward+backward, {s['threads']} thread(s): fastnn {s['fastnn_ms']:.1f} ms"
-              + "".join(f" | {k[:-3]} {v:.1f} ms" for k, v in s.items() if k.startswith("torch")))
+    for s in extra:
+        print("\n" + s)
+    elapsed = time.perf_counter() - t_start
     os.makedirs(args.out, exist_ok=True)
-    payload = {"machine": machine_info(peaks), "command": "fastnn bench " + " ".join(argv or sys.argv[1:]),
-               "results": [r.__dict__ for r in results], "conv_summary": summaries, "models": model_results}
+    payload = {"machine": machine_info(peaks, versions), "command": "fastnn bench " + " ".join(argv),
+               "seconds": elapsed, "settings": {"threads": threads, "rounds": rounds, "min_time_s": min_time,
+                                                "budget_s_per_row": budget, "peers": frameworks},
+               "results": [r.__dict__ for r in results], "summaries": extra}
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for path in (os.path.join(args.out, f"kernels-{stamp}.json"), os.path.join(args.out, "kernels-latest.json")):
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    with open(os.path.join(args.out, "kernels-latest.md.tmp"), "w") as f:
-        f.write(md + "\n")
-    os.replace(os.path.join(args.out, "kernels-latest.md.tmp"), os.path.join(args.out, "kernels-latest.md"))
-    print(f"\nwrote {args.out}/kernels-latest.json and kernels-latest.md")
+    for path in (os.path.join(args.out, f"bench-{stamp}.json"), os.path.join(args.out, "bench-latest.json")):
+        _write(path, json.dumps(payload, indent=1))
+    _write(os.path.join(args.out, "bench-latest.md"), md + "\n" + "".join(f"\n{s}\n" for s in extra))
+    wrote = ["bench-latest.json", "bench-latest.md"]
+    if plot(results, os.path.join(args.out, "bench-latest.png")):
+        wrote.append("bench-latest.png")
+    print(f"\nwrote {', '.join(os.path.join(args.out, w) for w in wrote)} ({elapsed:.0f} s)")
+    failed = [r.problem for r in results if r.verify_failed]
+    if failed:
+        print(f"VERIFICATION FAILED for {len(failed)} row(s): {', '.join(sorted(set(failed)))}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
