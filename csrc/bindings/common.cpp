@@ -1,8 +1,13 @@
 #include "common.hpp"
 
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 namespace fastnn {
 namespace bind {
@@ -133,10 +138,72 @@ void check_elements(const std::vector<i64>& shape) {
 }
 }  // namespace
 
+namespace {
+// Outputs of 32 MiB and more (the caches and gradients of large recurrent layers)
+// come from a small pool of blocks that are kept, up to 256 MiB in all, when their
+// array is freed, and handed out again for a request of the same size. Without it
+// each such array is a fresh mmap that the OS page-faults in and zeroes on every
+// call (measured: a tenth of the large LSTM benchmark). Smaller arrays use NumPy's
+// allocator, whose heap already reuses memory.
+constexpr std::size_t kPoolMin = std::size_t(32) << 20;
+constexpr std::size_t kPoolMax = std::size_t(256) << 20;
+constexpr std::size_t kHeader = 64;  // holds the block size; keeps 64-byte alignment
+
+struct BlockPool {
+  std::mutex m;
+  std::vector<std::pair<std::size_t, char*>> blocks;
+  std::size_t held = 0;
+};
+BlockPool& block_pool() {
+  static BlockPool* p = new BlockPool;  // never destroyed: arrays may outlive static teardown
+  return *p;
+}
+
+char* pool_take(std::size_t bytes) {
+  BlockPool& p = block_pool();
+  {
+    std::lock_guard<std::mutex> lock(p.m);
+    for (std::size_t i = 0; i < p.blocks.size(); ++i)
+      if (p.blocks[i].first == bytes) {
+        char* b = p.blocks[i].second;
+        p.blocks.erase(p.blocks.begin() + static_cast<std::ptrdiff_t>(i));
+        p.held -= bytes;
+        return b;
+      }
+  }
+  char* b = static_cast<char*>(std::aligned_alloc(64, kHeader + bytes));
+  if (!b) throw std::bad_alloc();
+  std::memcpy(b, &bytes, sizeof(bytes));
+  return b;
+}
+
+void pool_give(void* data) {
+  char* b = static_cast<char*>(data) - kHeader;
+  std::size_t bytes;
+  std::memcpy(&bytes, b, sizeof(bytes));
+  BlockPool& p = block_pool();
+  {
+    std::lock_guard<std::mutex> lock(p.m);
+    if (p.held + bytes <= kPoolMax) {
+      p.blocks.emplace_back(bytes, b);
+      p.held += bytes;
+      return;
+    }
+  }
+  std::free(b);
+}
+}  // namespace
+
 f32array new_f32(const std::vector<i64>& shape) {
   check_elements(shape);
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  return f32array(s);
+  std::size_t bytes = sizeof(float);
+  for (i64 d : shape) bytes *= static_cast<std::size_t>(d);
+  if (bytes < kPoolMin) return f32array(s);
+  char* block = pool_take(bytes);
+  float* data = reinterpret_cast<float*>(block + kHeader);
+  py::capsule owner(data, [](void* ptr) { pool_give(ptr); });
+  return f32array(s, data, owner);
 }
 
 f32array zeros_f32(const std::vector<i64>& shape) {

@@ -18,7 +18,7 @@ constexpr i64 kParallelMin = 32768; // fewer elements than this: stay on one thr
 template <class F>
 void for_chunks(i64 n, F body) {
   const i64 nchunks = ceil_div(n, kActChunk);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
   for (i64 c = 0; c < nchunks; ++c) {
     const i64 b = c * kActChunk;
     body(b, std::min(n, b + kActChunk));
@@ -160,12 +160,12 @@ void softmax_forward(const float* x, float* y, i64 outer, i64 len, i64 inner) {
   if (outer <= 0 || len <= 0 || inner <= 0) return;
   const bool par = outer * len * inner >= kParallelMin;
   if (inner == 1) {
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
     for (i64 o = 0; o < outer; ++o) softmax_row(x + o * len, y + o * len, len);
     return;
   }
   const i64 nblk = ceil_div(inner, kColBlock);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
   for (i64 t = 0; t < outer * nblk; ++t) {
     const i64 o = t / nblk, k0 = (t % nblk) * kColBlock;
     const i64 off = o * len * inner + k0;
@@ -178,7 +178,7 @@ void softmax_backward(const float* dy, const float* y, float* dx, i64 outer, i64
   if (outer <= 0 || len <= 0 || inner <= 0) return;
   const bool par = outer * len * inner >= kParallelMin;
   if (inner == 1) {
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
     for (i64 o = 0; o < outer; ++o) {
       const float* a = dy + o * len;
       const float* b = y + o * len;
@@ -189,7 +189,7 @@ void softmax_backward(const float* dy, const float* y, float* dx, i64 outer, i64
     return;
   }
   const i64 nblk = ceil_div(inner, kColBlock);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
   for (i64 t = 0; t < outer * nblk; ++t) {
     const i64 o = t / nblk, k0 = (t % nblk) * kColBlock;
     const i64 off = o * len * inner + k0;

@@ -111,7 +111,7 @@ void affine_warp(const float* x, i64 N, i64 H, i64 W, i64 C, const i64* index, i
   Buffer<float> cvals(static_cast<std::size_t>(C));
   for (i64 k = 0; k < C; ++k) cvals[static_cast<std::size_t>(k)] = cval;
   const float* cv = cvals.data();
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (B > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (B > 1) FASTNN_FP_TEAM
   for (i64 b = 0; b < B; ++b) {
     const i64 s = index ? index[b] : b;
     const float* src = x + s * sample;

@@ -21,7 +21,7 @@ void normalize(i64 rows, i64 C, const float* x, const float* mean, const float* 
                const float* shift, float* y) {
   const i64 nchunks = num_chunks(rows);
 #pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) \
-    if (worth_parallel(rows, C))
+    if (worth_parallel(rows, C)) FASTNN_FP_TEAM
   for (i64 k = 0; k < nchunks; ++k) {
     const i64 r1 = std::min<i64>(rows, (k + 1) * kBnChunkRows);
     for (i64 r = k * kBnChunkRows; r < r1; ++r) {
@@ -38,7 +38,7 @@ void batch_stats(i64 rows, i64 C, const float* x, double* mean, double* var) {
   Buffer<double> cmean(static_cast<std::size_t>(nchunks * C));
   Buffer<double> cm2(static_cast<std::size_t>(nchunks * C));
 #pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) \
-    if (worth_parallel(rows, C))
+    if (worth_parallel(rows, C)) FASTNN_FP_TEAM
   for (i64 k = 0; k < nchunks; ++k) {
     const i64 r0 = k * kBnChunkRows, r1 = std::min<i64>(rows, r0 + kBnChunkRows);
     double* s = cmean.data() + k * C;
@@ -150,7 +150,7 @@ void batch_norm_backward(bool training, i64 rows, i64 C, const float* dy,
   // Per-chunk partial sums of dy and dy * (x - mean), in double.
   Buffer<double> part(static_cast<std::size_t>(std::max<i64>(nchunks, 1) * 2 * C));
 #pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) \
-    if (worth_parallel(rows, C))
+    if (worth_parallel(rows, C)) FASTNN_FP_TEAM
   for (i64 k = 0; k < nchunks; ++k) {
     const i64 r0 = k * kBnChunkRows, r1 = std::min<i64>(rows, r0 + kBnChunkRows);
     double* sdy = part.data() + k * 2 * C;
@@ -200,7 +200,7 @@ void batch_norm_backward(bool training, i64 rows, i64 C, const float* dy,
   }
   if (training) {
 #pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) \
-    if (worth_parallel(rows, C))
+    if (worth_parallel(rows, C)) FASTNN_FP_TEAM
     for (i64 k = 0; k < nchunks; ++k) {
       const i64 r1 = std::min<i64>(rows, (k + 1) * kBnChunkRows);
       for (i64 r = k * kBnChunkRows; r < r1; ++r) {
@@ -213,7 +213,7 @@ void batch_norm_backward(bool training, i64 rows, i64 C, const float* dy,
     }
   } else {
 #pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) \
-    if (worth_parallel(rows, C))
+    if (worth_parallel(rows, C)) FASTNN_FP_TEAM
     for (i64 k = 0; k < nchunks; ++k) {
       const i64 r1 = std::min<i64>(rows, (k + 1) * kBnChunkRows);
       for (i64 r = k * kBnChunkRows; r < r1; ++r) {

@@ -32,7 +32,7 @@ namespace {
 // Reference loop nests (float accumulation in the same (r, s, c) order).
 void forward_direct(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, bool relu) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static) FASTNN_FP_TEAM
   for (i64 np = 0; np < s.N * s.P; ++np) {
     const i64 n = np / s.P, p = np % s.P;
     for (i64 q = 0; q < s.Q; ++q) {
@@ -59,7 +59,7 @@ void forward_direct(const Conv2dShape& s, const float* x, const float* w, const 
 }
 
 void backward_data_direct(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static) FASTNN_FP_TEAM
   for (i64 nh = 0; nh < s.N * s.H; ++nh) {
     const i64 n = nh / s.H, h = nh % s.H;
     for (i64 ww = 0; ww < s.W; ++ww) {
@@ -89,7 +89,7 @@ void backward_data_direct(const Conv2dShape& s, const float* dy, const float* w,
 
 void backward_weight_direct(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
   const i64 RSC = s.R * s.S * s.C;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static) FASTNN_FP_TEAM
   for (i64 rsc = 0; rsc < RSC; ++rsc) {
     const i64 r = rsc / (s.S * s.C), t = (rsc / s.C) % s.S, c = rsc % s.C;
     float* dwo = dw + rsc * s.K;
@@ -118,7 +118,7 @@ void backward_weight_direct(const Conv2dShape& s, const float* dy, const float* 
 void shift_pad_nhwc(const float* in, i64 N, i64 Hi, i64 Wi, i64 C, i64 Ho, i64 Wo, i64 oh, i64 ow,
                     float* out) {
   const int nthreads = N * Ho * Wo * C < (i64(1) << 15) ? 1 : num_threads();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
   for (i64 na = 0; na < N * Ho; ++na) {
     const i64 n = na / Ho, a = na % Ho, h = a + oh;
     float* dst = out + na * Wo * C;
@@ -154,7 +154,7 @@ void segment_gemm(i64 N, i64 A, i64 B, i64 sa, i64 sb, const float* src, i64 Hs,
   const int flags = (bias ? kBias : 0) | (relu ? kRelu : 0);
   const int nthreads = (2.0 * M * ncols * R * seglen < 2.0e5) ? 1 : num_threads();
 
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
     Buffer<const float*> aptr(static_cast<std::size_t>(R * MR));
 #pragma omp for schedule(static)
@@ -241,7 +241,7 @@ void backward_data_strided(const Conv2dShape& s, const float* dy, const float* w
     for (i64 g = 0; g < nseg; ++g) bseg[j * nseg + g] = wt.data() + g * s.K * s.C + j * NR;
   const int nthreads = (2.0 * M * s.K * nseg * s.C < 2.0e5) ? 1 : num_threads();
 
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
     Buffer<const float*> aptr(static_cast<std::size_t>(nseg * MR));
 #pragma omp for schedule(static)
@@ -323,7 +323,7 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
   const i64 rblocks = ceil_div(SC, MR), kpanels = ceil_div(s.K, NR);
   const int nthreads = (2.0 * rows * s.Q * wsize < 2.0e5 || nchunks == 1) ? 1 : num_threads();
 
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
     Buffer<const float*> aseg(static_cast<std::size_t>(chunk_rows));
     Buffer<const float*> bseg(static_cast<std::size_t>(chunk_rows * kpanels));
@@ -428,7 +428,7 @@ void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db) {
   constexpr i64 kCols = 16;
   const i64 nblocks = ceil_div(s.K, kCols);
   const int nthreads = M * s.K < 65536 ? 1 : num_threads();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
   for (i64 blk = 0; blk < nblocks; ++blk) {
     const i64 k0 = blk * kCols, kn = std::min<i64>(kCols, s.K - k0);
     double acc[kCols] = {};

@@ -118,7 +118,7 @@ template <int A>
 void transform_weights(const WinogradTransforms& T, i64 C, i64 K, int r, const float* w, float* U) {
   constexpr int A2 = A * A;
   const int uthreads = C * K * A2 < (1 << 14) ? 1 : num_threads();
-#pragma omp parallel num_threads(uthreads) if (uthreads > 1)
+#pragma omp parallel num_threads(uthreads) if (uthreads > 1) FASTNN_FP_TEAM
   {
     static thread_local Buffer<float> tmp_tls;
     tmp_tls.resize(static_cast<std::size_t>(A * 5 * K));
@@ -220,7 +220,7 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
   const int flags_gemm = 0;
   const int nthreads = (2.0 * ntiles * 4 * r * r * C * K < 2.0e5) ? 1 : num_threads();
 
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
     // Per-thread scratch kept across calls (grow-only), so small calls do not
     // page-fault fresh buffers.

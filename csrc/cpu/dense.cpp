@@ -20,7 +20,7 @@ void dense_forward(i64 rows, i64 in, i64 out, const float* x, const float* w,
 void column_sums(i64 rows, i64 cols, const float* a, float* out) {
   const i64 nblocks = ceil_div(cols, kDenseColBlock);
   const bool par = rows * cols >= (i64(1) << 15) && nblocks > 1;
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
   for (i64 blk = 0; blk < nblocks; ++blk) {
     const i64 j0 = blk * kDenseColBlock;
     const i64 nj = std::min<i64>(kDenseColBlock, cols - j0);

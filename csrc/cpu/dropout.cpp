@@ -21,7 +21,7 @@ void dropout_forward(const float* x, float* y, std::uint8_t* mask, i64 n, double
       static_cast<std::uint64_t>(std::ceil(rate * 4294967296.0));  // <= 2^32
   const CounterRng rng(seed);
   const i64 nchunks = ceil_div(n, kDropChunk);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
   for (i64 c = 0; c < nchunks; ++c) {
     // Local copies: the byte stores to mask may alias anything, so values read
     // through pointers would be reloaded after every store.
@@ -52,7 +52,7 @@ void dropout_backward(const float* dy, const std::uint8_t* mask, float* dx, i64 
   if (n <= 0) return;
   const float scale = keep_scale(rate);
   const i64 nchunks = ceil_div(n, kDropChunk);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
   for (i64 c = 0; c < nchunks; ++c) {
     const i64 b = c * kDropChunk, e = std::min(n, b + kDropChunk);
     const float sc = scale;

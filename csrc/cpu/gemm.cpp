@@ -184,7 +184,7 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
     const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
     Buffer<float> zeros(static_cast<std::size_t>(std::min<i64>(K, kGemmKC)));
     zeros.zero();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
     for (i64 task = 0; task < npan * mtiles; ++task) {
       const i64 p = task % npan, it = task / npan;
       const i64 i0 = it * MR, j0 = p * NR;
@@ -235,7 +235,7 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
              bpack.data() + pc * npan * NR);
     Buffer<float> zeros(static_cast<std::size_t>(std::min<i64>(K, kGemmKC)));
     zeros.zero();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
     for (i64 task = 0; task < npan * mtiles; ++task) {
       const i64 p = task % npan, it = task / npan;
       const i64 i0 = it * MR, j0 = p * NR;
@@ -256,7 +256,7 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
   const i64 nc_max = std::min<i64>(kGemmNC, ceil_div(N, NR) * NR);
   Buffer<float> bpack(static_cast<std::size_t>(kGemmKC * nc_max));
 
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
     Buffer<float> apack(static_cast<std::size_t>(kGemmKC * kGemmMCMax));
     for (i64 jc = 0; jc < N; jc += kGemmNC) {
@@ -350,7 +350,7 @@ double measure_fma_peak_gflops(int threads, double seconds) {
   for (int rep = 0; rep < 3; ++rep) {
     double flops = 0.0;
     auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
+#pragma omp parallel num_threads(threads) reduction(+ : flops) FASTNN_FP_TEAM
     flops += loop(iters);
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, flops / dt / 1e9);

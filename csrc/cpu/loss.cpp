@@ -44,7 +44,7 @@ template <class F>
 double chunked_sum(i64 n, F body) {
   const i64 nchunks = ceil_div(n, kLossChunk);
   Buffer<double> part(static_cast<std::size_t>(nchunks));
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
   for (i64 c = 0; c < nchunks; ++c) {
     const i64 b = c * kLossChunk;
     part[c] = body(b, std::min(n, b + kLossChunk));
@@ -60,7 +60,7 @@ double softmax_cross_entropy_index(const float* logits, const std::int64_t* labe
   Buffer<double> row_loss(static_cast<std::size_t>(N));
   const float inv_n = static_cast<float>(1.0 / static_cast<double>(N));
   const bool par = N * K >= kParallelMin && N > 1;
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
   for (i64 n = 0; n < N; ++n) {
     const float* z = logits + n * K;
     float* g = dlogits + n * K;
@@ -82,7 +82,7 @@ double softmax_cross_entropy_prob(const float* logits, const float* target,
   Buffer<double> row_loss(static_cast<std::size_t>(N));
   const float inv_n = static_cast<float>(1.0 / static_cast<double>(N));
   const bool par = N * K >= kParallelMin && N > 1;
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
   for (i64 n = 0; n < N; ++n) {
     const float* z = logits + n * K;
     const float* t = target + n * K;

@@ -14,7 +14,7 @@ namespace {
 template <class Body>
 void for_chunks(i64 n, Body body) {
   const i64 nchunks = ceil_div(n, kOptChunk);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
   for (i64 k = 0; k < nchunks; ++k) {
     const i64 b = k * kOptChunk;
     body(b, std::min<i64>(n, b + kOptChunk));
@@ -137,7 +137,7 @@ double sum_squares(i64 n, const float* a) {
   if (n <= 0) return 0.0;
   const i64 nchunks = ceil_div(n, kOptChunk);
   Buffer<double> part(static_cast<std::size_t>(nchunks));
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1)
+#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
   for (i64 k = 0; k < nchunks; ++k) {
     const i64 b = k * kOptChunk, e = std::min<i64>(n, b + kOptChunk);
     double lane[kSumLanes];

@@ -58,7 +58,7 @@ void max_pool2d_impl(const Pool2dShape& s, const float* x, float* y, i64* idx) {
   const int nt = num_threads();
   Buffer<PosT> pos_all(static_cast<std::size_t>(nt) * static_cast<std::size_t>(C));
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) FASTNN_FP_TEAM
   {
     PosT* pos = pos_all.data() + static_cast<i64>(thread_id()) * C;  // best pixel per channel
 #pragma omp for schedule(static)
@@ -119,7 +119,7 @@ void max_pool2d(const Pool2dShape& s, const float* x, float* y, i64* idx) {
 
 i64 max_pool2d_find_bad_index(const i64* idx, i64 count, i64 limit) {
   int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad) num_threads(num_threads())
+#pragma omp parallel for schedule(static) reduction(| : bad) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 i = 0; i < count; ++i) bad |= (idx[i] < 0) | (idx[i] >= limit);
   if (!bad) return -1;
   for (i64 i = 0; i < count; ++i)
@@ -131,13 +131,13 @@ i64 max_pool2d_find_bad_index(const i64* idx, i64 count, i64 limit) {
 void max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_image,
                          i64 in_per_image, float* dx) {
   const i64 total_in = N * in_per_image;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 i = 0; i < total_in; ++i) dx[i] = 0.0f;
   if (N == 0 || out_per_image == 0) return;
 
   // Does every index of image n point into image n? Then images are independent.
   int outside = 0;
-#pragma omp parallel for schedule(static) reduction(| : outside) num_threads(num_threads())
+#pragma omp parallel for schedule(static) reduction(| : outside) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 n = 0; n < N; ++n) {
     const i64 lo = n * in_per_image, hi = lo + in_per_image;
     const i64* in = idx + n * out_per_image;
@@ -147,7 +147,7 @@ void max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_ima
   }
 
   if (!outside) {
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) FASTNN_FP_TEAM
     for (i64 n = 0; n < N; ++n) {
       const i64* in = idx + n * out_per_image;
       const float* g = dy + n * out_per_image;
@@ -175,7 +175,7 @@ void avg_pool2d(const Pool2dShape& s, bool count_include_pad, const float* x, fl
   const i64* dw = div_w.data();
   const i64 rows = s.N * P;
 
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 r = 0; r < rows; ++r) {  // r = n*P + p
     const i64 n = r / P, p = r % P;
     i64 h_lo, h_hi;
@@ -209,7 +209,7 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const flo
   const i64* dw = div_w.data();
   const i64 rows = s.N * H;
 
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 r = 0; r < rows; ++r) {  // r = n*H + h
     const i64 n = r / H, h = r % H;
     i64 p_lo, p_hi;

@@ -105,7 +105,9 @@ inline unsigned read_csr() {
 #endif
 }
 
-inline void fp_enter() {
+}  // namespace
+
+void fp_thread_enter() {
 #if defined(FASTNN_X86)
   if (fp_depth++ == 0) {
     fp_saved = _mm_getcsr();
@@ -114,57 +116,39 @@ inline void fp_enter() {
 #endif
 }
 
-inline void fp_leave() {
+void fp_thread_leave() {
 #if defined(FASTNN_X86)
   if (fp_depth > 0 && --fp_depth == 0) _mm_setcsr(fp_saved);  // also drops flags the kernel raised
 #endif
-}
-}  // namespace
-
-FpEnvScope::FpEnvScope() : team_(num_threads()) {
-#ifdef FASTNN_OPENMP
-  if (team_ > 1) {
-#pragma omp parallel num_threads(team_)
-    fp_enter();
-    return;
-  }
-#endif
-  team_ = 1;
-  fp_enter();
-}
-
-FpEnvScope::~FpEnvScope() {
-#ifdef FASTNN_OPENMP
-  if (team_ > 1) {
-#pragma omp parallel num_threads(team_)
-    fp_leave();
-    return;
-  }
-#endif
-  fp_leave();
 }
 
 unsigned fp_control_word() { return read_csr(); }
 
 void fp_control_words_of_team(unsigned* out, int n, bool inside_scope) {
   for (int i = 0; i < n; ++i) out[i] = 0;
-  auto probe = [&]() {
 #ifdef FASTNN_OPENMP
+  if (inside_scope) {
+    FpEnvScope scope;
+#pragma omp parallel num_threads(n) FASTNN_FP_TEAM
+    {
+      const int t = omp_get_thread_num();
+      if (t < n) out[t] = read_csr();
+    }
+  } else {
 #pragma omp parallel num_threads(n)
     {
       const int t = omp_get_thread_num();
       if (t < n) out[t] = read_csr();
     }
+  }
 #else
-    out[0] = read_csr();
-#endif
-  };
   if (inside_scope) {
     FpEnvScope scope;
-    probe();
+    out[0] = read_csr();
   } else {
-    probe();
+    out[0] = read_csr();
   }
+#endif
 }
 
 }  // namespace fastnn

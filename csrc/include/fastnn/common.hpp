@@ -21,22 +21,37 @@ bool openmp_enabled();
 
 // ---- floating-point environment ---------------------------------------------
 // Kernels run with flush-to-zero and denormals-are-zero (x86 MXCSR FTZ|DAZ), so
-// subnormal inputs never hit the slow microcode path. FpEnvScope sets both bits on
-// the calling thread and on every thread of its OpenMP team (each thread has its own
-// MXCSR) and restores each thread's saved MXCSR when it ends: the caller's
-// floating-point state is the same after a kernel as before. Nested scopes on a
-// thread are counted; only the outermost one saves and restores. No-op off x86.
+// subnormal inputs never hit the slow microcode path. Each thread has its own MXCSR:
+// - FpEnvScope (held by every binding around its core call) sets both bits on the
+//   calling thread and restores its saved MXCSR when it ends;
+// - every OpenMP region of the kernels names fp_team_guard firstprivate
+//   (FASTNN_FP_TEAM), so each thread of the team copy-constructs a guard that sets the
+//   bits for the region and restores that thread's MXCSR when the region ends.
+// So no thread's floating-point state outlives a kernel, and every thread of a
+// kernel computes with the same state. Nested scopes on a thread are counted; only
+// the outermost one saves and restores. No-op off x86.
+void fp_thread_enter();
+void fp_thread_leave();
 class FpEnvScope {
  public:
-  FpEnvScope();
-  ~FpEnvScope();
+  FpEnvScope() { fp_thread_enter(); }
+  ~FpEnvScope() { fp_thread_leave(); }
   FpEnvScope(const FpEnvScope&) = delete;
   FpEnvScope& operator=(const FpEnvScope&) = delete;
- private:
-  int team_;  // threads that entered (restored by the same team size)
 };
-// MXCSR of the calling thread (0 off x86), and of each thread of a team of
-// num_threads() threads, optionally inside an FpEnvScope (for the tests).
+struct FpTeamGuard {
+  FpTeamGuard() = default;  // the shared object itself does nothing
+  FpTeamGuard(const FpTeamGuard&) : active(true) { fp_thread_enter(); }
+  ~FpTeamGuard() {
+    if (active) fp_thread_leave();
+  }
+  FpTeamGuard& operator=(const FpTeamGuard&) = delete;
+  bool active = false;
+};
+inline FpTeamGuard fp_team_guard;
+#define FASTNN_FP_TEAM firstprivate(fp_team_guard)
+// MXCSR of the calling thread (0 off x86), and of each thread of a team of n
+// threads, optionally inside a kernel's region (FpEnvScope + FASTNN_FP_TEAM; tests).
 unsigned fp_control_word();
 void fp_control_words_of_team(unsigned* out, int n, bool inside_scope);
 

@@ -103,7 +103,7 @@ def framework_of(variant):
 
 
 def time_interleaved(timers: dict, rounds: int, min_time: float = 0.02, budget: float | None = None,
-                     min_rounds: int = 3):
+                     min_rounds: int = 3, settle: float = 0.01):
     """Median/min/max seconds per call for each timer, interleaved A B C A B C ...
 
     timers: name -> run(reps) returning the mean seconds per call over reps calls.
@@ -111,7 +111,8 @@ def time_interleaved(timers: dict, rounds: int, min_time: float = 0.02, budget: 
     unless that call alone took 50 x min_time or more (then reps = 1), once more to
     choose reps so one sample lasts >= min_time; then `rounds` rounds, each
     taking one sample of every timer in turn. With a budget (seconds), the rounds are cut
-    to fit it, but never below min_rounds. Returns ({name: (median, min, max)}, rounds)."""
+    to fit it, but never below min_rounds; each sample starts after a pause of `settle`
+    seconds and one untimed call. Returns ({name: (median, min, max)}, rounds)."""
     reps = {}
     for name, run in timers.items():
         dt = run(1)
@@ -123,6 +124,11 @@ def time_interleaved(timers: dict, rounds: int, min_time: float = 0.02, budget: 
     done = 0
     while done < rounds:
         for name, run in timers.items():
+            # Let the previous framework's worker threads stop spinning (XLA's and TF's
+            # pools busy-wait after each call), then one untimed call so that every
+            # framework starts its sample warm (threads awake, caches, clocks).
+            time.sleep(settle)
+            run(1)
             samples[name].append(run(reps[name]))
         done += 1
         if budget is not None and done >= min_rounds:
