@@ -177,13 +177,15 @@ def test_time_interleaved_warms_up_and_interleaves():
             return dt
         return run
     times, rounds = harness.time_interleaved({"a": fake("a", 0.004), "b": fake("b", 1.5)}, rounds=4,
-                                             min_time=0.02)
+                                             min_time=0.02, settle=0.0)
     assert rounds == 4
-    # a: warm-up, calibration, then 5 calls per sample; b: one call long enough, no calibration
+    # a: warm-up, calibration, then per sample one untimed call and 5 timed calls;
+    # b: one call long enough, no calibration, then an untimed call and one timed call
     assert log[:3] == [("a", 1), ("a", 1), ("b", 1)]
-    assert log[3:] == [("a", 5), ("b", 1)] * 4
+    assert log[3:] == [("a", 1), ("a", 5), ("b", 1), ("b", 1)] * 4
     assert times == {"a": (0.004, 0.004, 0.004), "b": (1.5, 1.5, 1.5)}
-    _, rounds = harness.time_interleaved({"a": fake("a", 0.004)}, rounds=10, min_time=0.02, budget=0.0)
+    _, rounds = harness.time_interleaved({"a": fake("a", 0.004)}, rounds=10, min_time=0.02, budget=0.0,
+                                         settle=0.0)
     assert rounds == 3          # a budget never cuts below three rounds
 
 
