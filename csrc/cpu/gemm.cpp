@@ -157,6 +157,49 @@ void pack_b(const MicroKernels& uk, i64 p0, i64 p1, i64 nc, i64 kc, const float*
 constexpr i64 kGemmNC = 1536;   // B block: kGemmKC x kGemmNC floats (1.5 MB) in L2/L3
 constexpr i64 kGemmMCMax = 96;  // rows of A packed per task (x kGemmKC, stays in L2)
 
+// C = A B (epilogue per flags) with the rows of A read in place (unit column stride),
+// tile by tile over (row tile, column panel) on nthreads threads. B is either read in
+// place (b_packed false: row stride ldb) or packed by pack_b per K block (b_packed
+// true: block pc at B + pc * npan * NR, panels of kc x NR). The same K blocks and the
+// same per-element operation order as the packed path, hence the same bits.
+void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float* A, i64 rsa,
+                        const float* B, i64 ldb, bool b_packed, float* C, i64 ldc, int flags,
+                        const float* bias, int nthreads) {
+  const int MR = uk.MR, NR = uk.NR;
+  const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
+  for (i64 task = 0; task < npan * mtiles; ++task) {
+    const i64 p = task % npan, it = task / npan;
+    const i64 i0 = it * MR, j0 = p * NR;
+    const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+    const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+    float* c = C + i0 * ldc + j0;
+    for (i64 pc = 0; pc < K; pc += kGemmKC) {
+      const i64 kc = std::min<i64>(kGemmKC, K - pc);
+      const float* b = b_packed ? B + pc * npan * NR + p * kc * NR : B + pc * ldb + j0;
+      const i64 bstride = b_packed ? NR : ldb;
+      const int acc = pc == 0 ? (flags & kAccumulate) : kAccumulate;
+      if (mr == 1) {  // one row: the strided kernel with a single accumulator row
+        const float* a = A + i0 * rsa + pc;
+        uk.colseg(1, kc, &a, 1, 0, &b, bstride, c, ldc, 1, nr, acc);
+        continue;
+      }
+      const float* ap[16];
+      for (int i = 0; i < mr; ++i) ap[i] = A + (i0 + i) * rsa + pc;
+      const int f = acc | (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
+      uk.rowptr(1, kc, ap, &b, bstride, c, ldc, mr, nr, f, bias ? bias + j0 : nullptr);
+    }
+    if (mr == 1 && (flags & (kBias | kRelu))) {  // bias and ReLU after the last block
+      for (int j = 0; j < nr; ++j) {
+        float v = c[j];
+        if (flags & kBias) v = v + bias[j0 + j];
+        if ((flags & kRelu) && v < 0.0f) v = 0.0f;
+        c[j] = v;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -179,78 +222,20 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
   const int nthreads = flops < 2.0e5 ? 1 : num_threads();
   if (M <= 4 * MR && csa == 1 && csb == 1) {
     // Few rows (e.g. a batch-1 dense layer): packing B would cost as much as the
-    // product, so the micro-kernel reads A rows and B rows in place. Same K blocks
-    // and the same per-element operation order as the packed path, hence the same bits.
-    const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
-    Buffer<float> zeros(static_cast<std::size_t>(std::min<i64>(K, kGemmKC)));
-    zeros.zero();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
-    for (i64 task = 0; task < npan * mtiles; ++task) {
-      const i64 p = task % npan, it = task / npan;
-      const i64 i0 = it * MR, j0 = p * NR;
-      const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
-      const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
-      const float* ap[16];
-      if (mr == 1) {
-        // One row: the strided kernel with a single accumulator row (no zero rows);
-        // bias and ReLU after the last block in the same order as the tile epilogue.
-        for (i64 pc = 0; pc < K; pc += kGemmKC) {
-          const i64 kc = std::min<i64>(kGemmKC, K - pc);
-          const float* a = A + i0 * rsa + pc;
-          const float* b = B + pc * rsb + j0;
-          uk.colseg(1, kc, &a, 1, 0, &b, rsb, C + i0 * ldc + j0, ldc, 1, nr,
-                    pc == 0 ? (flags & kAccumulate) : kAccumulate);
-        }
-        if (flags & (kBias | kRelu)) {
-          float* c = C + i0 * ldc + j0;
-          for (int j = 0; j < nr; ++j) {
-            float v = c[j];
-            if (flags & kBias) v = v + bias[j0 + j];
-            if ((flags & kRelu) && v < 0.0f) v = 0.0f;
-            c[j] = v;
-          }
-        }
-        continue;
-      }
-      for (i64 pc = 0; pc < K; pc += kGemmKC) {
-        const i64 kc = std::min<i64>(kGemmKC, K - pc);
-        for (int i = 0; i < MR; ++i) ap[i] = i < mr ? A + (i0 + i) * rsa + pc : zeros.data();
-        const float* b = B + pc * rsb + j0;
-        const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
-                      (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
-        uk.rowptr(1, kc, ap, &b, rsb, C + i0 * ldc + j0, ldc, mr, nr, f, bias ? bias + j0 : nullptr);
-      }
-    }
+    // product, so the micro-kernel reads A rows and B rows in place.
+    gemm_rows_in_place(uk, M, N, K, A, rsa, B, rsb, false, C, ldc, flags, bias, nthreads);
     return;
   }
   if (csa == 1 && N <= 2 * NR && K * ceil_div(N, NR) * NR <= (i64(1) << 22)) {
     // Few columns (a one-unit Dense layer, dx of a recurrent layer with one input
     // feature): packing A would cost more than the product. Pack only B (one or two
-    // panels per K block) and let the micro-kernel read A rows in place. Same K
-    // blocks and the same per-element operation order as the packed path.
-    const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
+    // panels per K block) and let the micro-kernel read A rows in place.
+    const i64 npan = ceil_div(N, NR);
     Buffer<float> bpack(static_cast<std::size_t>(K * npan * NR));
     for (i64 pc = 0; pc < K; pc += kGemmKC)  // block pc at bpack + pc * npan * NR
       pack_b(uk, 0, npan, N, std::min<i64>(kGemmKC, K - pc), B + pc * rsb, rsb, csb,
              bpack.data() + pc * npan * NR);
-    Buffer<float> zeros(static_cast<std::size_t>(std::min<i64>(K, kGemmKC)));
-    zeros.zero();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
-    for (i64 task = 0; task < npan * mtiles; ++task) {
-      const i64 p = task % npan, it = task / npan;
-      const i64 i0 = it * MR, j0 = p * NR;
-      const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
-      const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
-      const float* ap[16];
-      for (i64 pc = 0; pc < K; pc += kGemmKC) {
-        const i64 kc = std::min<i64>(kGemmKC, K - pc);
-        for (int i = 0; i < MR; ++i) ap[i] = i < mr ? A + (i0 + i) * rsa + pc : zeros.data();
-        const float* b = bpack.data() + pc * npan * NR + p * kc * NR;
-        const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
-                      (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
-        uk.rowptr(1, kc, ap, &b, NR, C + i0 * ldc + j0, ldc, mr, nr, f, bias ? bias + j0 : nullptr);
-      }
-    }
+    gemm_rows_in_place(uk, M, N, K, A, rsa, bpack.data(), NR, true, C, ldc, flags, bias, nthreads);
     return;
   }
   const i64 nc_max = std::min<i64>(kGemmNC, ceil_div(N, NR) * NR);
