@@ -32,8 +32,8 @@ constexpr int kMaxNR = 32;
 // The per-step work partition. Two modes, chosen by shape and thread count only
 // (every row's arithmetic is the same in both, so results never depend on them):
 // - by rows: samples are independent through time, so each thread owns a slice of
-//   the batch for the whole sequence and no barrier is needed between steps. Used
-//   when every thread gets a few rows and the packed recurrent weights fit in L2.
+//   the batch for the whole sequence and no barrier is needed between steps (see
+//   make_grid for when).
 // - by columns: items (hidden column block jb of NR, row tile of MR), column block
 //   outer so that a thread keeps its weight panels hot; a barrier after each step.
 struct Grid {
@@ -118,27 +118,25 @@ void pack_backward(const float* U, i64 H, i64 G, int NR, i64 nblocks, float* out
 // t = first, first+step, ..., last, in one parallel region (see Grid for the modes).
 template <class F>
 void time_loop(const Grid& g, i64 first, i64 last, i64 step, F&& item) {
+  // Rows r0 .. r1-1 through every step; a weight panel serves all of them.
+  auto rows = [&](i64 r0, i64 r1) {
+    for (i64 t = first;; t += step) {
+      for (i64 jb = 0; jb < g.nblocks; ++jb)
+        for (i64 n0 = r0; n0 < r1; n0 += g.MR)
+          item(t, jb, n0, static_cast<int>(std::min<i64>(g.MR, r1 - n0)));
+      if (t == last) break;
+    }
+  };
   if (g.by_rows) {
 #pragma omp parallel num_threads(g.nthreads) FASTNN_FP_TEAM
     {
       const i64 nt = omp_get_num_threads(), tid = omp_get_thread_num();
-      const i64 r0 = g.N * tid / nt, r1 = g.N * (tid + 1) / nt;
-      for (i64 t = first;; t += step) {
-        for (i64 jb = 0; jb < g.nblocks; ++jb)  // a weight panel serves all the thread's rows
-          for (i64 n0 = r0; n0 < r1; n0 += g.MR)
-            item(t, jb, n0, static_cast<int>(std::min<i64>(g.MR, r1 - n0)));
-        if (t == last) break;
-      }
+      rows(g.N * tid / nt, g.N * (tid + 1) / nt);
     }
     return;
   }
   if (g.nthreads == 1) {  // no parallel region at all: small problems pay no OpenMP cost
-    for (i64 t = first;; t += step) {
-      for (i64 jb = 0; jb < g.nblocks; ++jb)
-        for (i64 n0 = 0; n0 < g.N; n0 += g.MR)
-          item(t, jb, n0, static_cast<int>(std::min<i64>(g.MR, g.N - n0)));
-      if (t == last) break;
-    }
+    rows(0, g.N);
     return;
   }
 #pragma omp parallel num_threads(g.nthreads) FASTNN_FP_TEAM
