@@ -93,10 +93,6 @@ const char* compiler_name() {
 
 // ---- floating-point environment -----------------------------------------------
 namespace {
-constexpr unsigned kFtzDaz = 0x8040u;  // MXCSR bit 15 (FTZ) | bit 6 (DAZ)
-thread_local int fp_depth = 0;
-thread_local unsigned fp_saved = 0;
-
 inline unsigned read_csr() {
 #if defined(FASTNN_X86)
   return _mm_getcsr();
@@ -106,21 +102,6 @@ inline unsigned read_csr() {
 }
 
 }  // namespace
-
-void fp_thread_enter() {
-#if defined(FASTNN_X86)
-  if (fp_depth++ == 0) {
-    fp_saved = _mm_getcsr();
-    _mm_setcsr(fp_saved | kFtzDaz);
-  }
-#endif
-}
-
-void fp_thread_leave() {
-#if defined(FASTNN_X86)
-  if (fp_depth > 0 && --fp_depth == 0) _mm_setcsr(fp_saved);  // also drops flags the kernel raised
-#endif
-}
 
 unsigned fp_control_word() { return read_csr(); }
 

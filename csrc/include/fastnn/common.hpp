@@ -7,6 +7,12 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#if defined(FASTNN_X86)
+#include <xmmintrin.h>
+#endif
+#if defined(FASTNN_OPENMP)
+#include <omp.h>
+#endif
 
 namespace fastnn {
 
@@ -30,8 +36,30 @@ bool openmp_enabled();
 // So no thread's floating-point state outlives a kernel, and every thread of a
 // kernel computes with the same state. Nested scopes on a thread are counted; only
 // the outermost one saves and restores. No-op off x86.
-void fp_thread_enter();
-void fp_thread_leave();
+// Defined here, inline, so that every module that holds these scopes (the CPU and
+// the CUDA bindings) has them without linking the CPU kernels.
+inline constexpr unsigned kFtzDaz = 0x8040u;  // MXCSR bit 15 (FTZ) | bit 6 (DAZ)
+inline thread_local int fp_depth = 0;          // scopes open on this thread
+inline thread_local unsigned fp_saved = 0;     // MXCSR before the outermost one
+// pool_worker: a worker of an OpenMP team. Such a thread may have been created by a
+// master that was inside a kernel, and then inherited its FTZ|DAZ; it leaves with
+// both bits off, the state threads start with.
+inline void fp_thread_enter(bool pool_worker = false) {
+#if defined(FASTNN_X86)
+  if (fp_depth++ == 0) {
+    fp_saved = _mm_getcsr();
+    if (pool_worker) fp_saved &= ~kFtzDaz;
+    _mm_setcsr(fp_saved | kFtzDaz);
+  }
+#else
+  (void)pool_worker;
+#endif
+}
+inline void fp_thread_leave() {
+#if defined(FASTNN_X86)
+  if (fp_depth > 0 && --fp_depth == 0) _mm_setcsr(fp_saved);  // also drops flags the kernel raised
+#endif
+}
 class FpEnvScope {
  public:
   FpEnvScope() { fp_thread_enter(); }
@@ -41,7 +69,13 @@ class FpEnvScope {
 };
 struct FpTeamGuard {
   FpTeamGuard() = default;  // the shared object itself does nothing
-  FpTeamGuard(const FpTeamGuard&) : active(true) { fp_thread_enter(); }
+  FpTeamGuard(const FpTeamGuard&) : active(true) {
+#if defined(FASTNN_OPENMP)
+    fp_thread_enter(omp_get_thread_num() != 0);
+#else
+    fp_thread_enter();
+#endif
+  }
   ~FpTeamGuard() {
     if (active) fp_thread_leave();
   }
