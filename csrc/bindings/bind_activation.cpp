@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "op_rules.hpp"
 #include "fastnn/activation.hpp"
 #include "fastnn/dropout.hpp"
 
@@ -14,57 +15,6 @@ namespace {
 using u8array = py::array_t<std::uint8_t, py::array::c_style>;
 
 i64 size_of(const py::array& a) { return static_cast<i64>(a.size()); }
-
-// dy must have exactly the shape of ref (x or y).
-void require_same_shape(const py::array& dy, const py::array& ref, const char* ref_name) {
-  if (shape_of(dy) != shape_of(ref))
-    value_error(std::string("dy: expected the shape of ") + ref_name + " " + shape_str(ref) +
-                ", got " + shape_str(dy));
-}
-
-// An axis argument: an int in [-ndim, ndim) -> [0, ndim).
-int parse_axis(py::handle obj, int ndim, const char* name) {
-  if (py::isinstance<py::bool_>(obj) || !py::hasattr(obj, "__index__") ||
-      py::isinstance<py::float_>(obj))
-    type_error(std::string(name) + ": expected an int, got " + std::string(py::str(py::repr(obj))));
-  const py::int_ v = obj.attr("__index__")();
-  const py::int_ lo(-ndim), hi(ndim);
-  if (v < lo || v >= hi)
-    value_error(std::string(name) + ": expected an axis in [" + std::to_string(-ndim) + ", " +
-                std::to_string(ndim) + ") for a " + std::to_string(ndim) + "-D array, got " +
-                std::string(py::str(v)));
-  const int a = v.cast<int>();
-  return a < 0 ? a + ndim : a;
-}
-
-// A non-negative integer up to 2**64 - 1 (seed, sample_offset).
-std::uint64_t parse_u64(py::handle obj, const char* name) {
-  if (py::isinstance<py::bool_>(obj) || !py::hasattr(obj, "__index__") ||
-      py::isinstance<py::float_>(obj))
-    type_error(std::string(name) + ": expected a non-negative int, got " +
-               std::string(py::str(py::repr(obj))));
-  const py::int_ v = obj.attr("__index__")();
-  const py::int_ zero(0);
-  const py::int_ max_u64(static_cast<unsigned long long>(~0ull));
-  if (v < zero || v > max_u64)
-    value_error(std::string(name) + ": expected an int in [0, 2**64 - 1], got " +
-                std::string(py::str(v)));
-  return v.cast<std::uint64_t>();
-}
-
-// The dropout rate: a real number with 0 <= rate < 1.
-double parse_rate(py::handle obj) {
-  if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) || obj.is_none())
-    type_error("rate: expected a float in [0, 1), got " + std::string(py::str(py::repr(obj))));
-  const double r = PyFloat_AsDouble(obj.ptr());
-  if (r == -1.0 && PyErr_Occurred()) {
-    PyErr_Clear();
-    type_error("rate: expected a float in [0, 1), got " + std::string(py::str(py::repr(obj))));
-  }
-  if (!(r >= 0.0 && r < 1.0))
-    value_error("rate: expected 0 <= rate < 1, got " + std::string(py::str(py::repr(obj))));
-  return r;
-}
 
 using UnaryKernel = void (*)(const float*, float*, i64);
 using BackwardKernel = void (*)(const float*, const float*, float*, i64);
@@ -82,7 +32,7 @@ f32array unary(py::handle x_obj, UnaryKernel kernel) {
 f32array backward(py::handle dy_obj, py::handle x_obj, BackwardKernel kernel) {
   f32array dy = as_f32(dy_obj, "dy");
   f32array x = as_f32(x_obj, "x");
-  require_same_shape(dy, x, "x");
+  require_same_shape(shape_of(dy), shape_of(x), "x");
   f32array dx = new_f32(shape_of(x));
   {
     KernelCall nogil;
@@ -116,7 +66,7 @@ f32array softmax(py::handle x_obj, py::handle axis_obj) {
 f32array softmax_bwd(py::handle dy_obj, py::handle y_obj, py::handle axis_obj) {
   f32array dy = as_f32(dy_obj, "dy");
   f32array y = as_f32(y_obj, "y");
-  require_same_shape(dy, y, "y");
+  require_same_shape(shape_of(dy), shape_of(y), "y");
   const int axis = parse_axis(axis_obj, static_cast<int>(y.ndim()), "axis");
   i64 outer, len, inner;
   split_axis(y, axis, outer, len, inner);

@@ -1,9 +1,8 @@
 // Bindings: conv2d, conv2d_backward.
 #include <pybind11/stl.h>
 
-#include <stdexcept>
-
 #include "common.hpp"
+#include "op_rules.hpp"
 #include "fastnn/conv.hpp"
 #include "fastnn/conv_winograd.hpp"
 
@@ -19,14 +18,6 @@ ConvAlgorithm parse_algorithm(const std::string& a) {
   value_error("algorithm: expected 'auto', 'direct', 'gemm' or 'winograd', got '" + a + "'");
 }
 
-// TensorFlow's 'same' rule: total = max((ceil(in/s) - 1)*s + k - in, 0), extra at the end.
-void same_padding(i64 in, i64 k, i64 stride, i64& lo, i64& hi) {
-  const i64 out = (in + stride - 1) / stride;
-  const i64 total = std::max<i64>((out - 1) * stride + k - in, 0);
-  lo = total / 2;
-  hi = total - lo;
-}
-
 void check_algorithm(const Conv2dShape& s, ConvAlgorithm algo) {
   if (algo == ConvAlgorithm::winograd && !winograd_supported(s.R, s.S, s.sh, s.sw))
     value_error("algorithm: 'winograd' needs a 3x3 or 5x5 kernel with stride 1, got kernel (" +
@@ -34,50 +25,11 @@ void check_algorithm(const Conv2dShape& s, ConvAlgorithm algo) {
                 ", " + std::to_string(s.sw) + ")");
 }
 
-Conv2dShape make_shape(const py::array& x, const py::array& w, py::handle stride,
-                       py::handle padding) {
-  require_rank(x, 4, "x", "(N, H, W, C)");
-  require_rank(w, 4, "w", "(R, S, C_in, C_out)");
-  Conv2dShape s{};
-  s.N = x.shape(0); s.H = x.shape(1); s.W = x.shape(2); s.C = x.shape(3);
-  s.R = w.shape(0); s.S = w.shape(1); s.K = w.shape(3);
-  if (s.H < 1 || s.W < 1 || s.C < 1)
-    value_error("x: expected positive H, W, C in (N, H, W, C), got shape " + shape_str(x));
-  if (s.R < 1 || s.S < 1 || s.K < 1 || w.shape(2) < 1)
-    value_error("w: expected positive sizes in (R, S, C_in, C_out), got shape " + shape_str(w));
-  if (w.shape(2) != s.C)
-    value_error("w: expected C_in = " + std::to_string(s.C) + " (x has " + std::to_string(s.C) +
-                " channels), got shape " + shape_str(w));
-  const Pair st = parse_pair(stride, "stride");
-  s.sh = st.h; s.sw = st.w;
-  if (py::isinstance<py::str>(padding)) {
-    const std::string mode = padding.cast<std::string>();
-    if (mode == "valid") {
-      s.pt = s.pb = s.pl = s.pr = 0;
-    } else if (mode == "same") {
-      same_padding(s.H, s.R, s.sh, s.pt, s.pb);
-      same_padding(s.W, s.S, s.sw, s.pl, s.pr);
-    } else {
-      value_error("padding: expected 'valid', 'same', an int or an (h, w) pair, got '" + mode + "'");
-    }
-  } else {
-    const Pair pd = parse_pair_nonneg(padding, "padding");
-    s.pt = s.pb = pd.h;
-    s.pl = s.pr = pd.w;
-  }
-  try {
-    conv2d_finish_shape(s);
-  } catch (const std::invalid_argument& e) {
-    value_error(e.what());
-  }
-  return s;
-}
-
 py::object conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
                   py::handle padding, const std::string& algorithm, bool relu) {
   f32array x = as_f32(x_obj, "x"), w = as_f32(w_obj, "w");
   const ConvAlgorithm algo = parse_algorithm(algorithm);
-  const Conv2dShape s = make_shape(x, w, stride, padding);
+  const Conv2dShape s = conv2d_geometry(shape_of(x), shape_of(w), stride, padding);
   f32array b;
   const bool has_b = !b_obj.is_none();
   if (has_b) {
@@ -98,7 +50,7 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
                           const std::string& algorithm) {
   f32array dy = as_f32(dy_obj, "dy"), x = as_f32(x_obj, "x"), w = as_f32(w_obj, "w");
   const ConvAlgorithm algo = parse_algorithm(algorithm);
-  const Conv2dShape s = make_shape(x, w, stride, padding);
+  const Conv2dShape s = conv2d_geometry(shape_of(x), shape_of(w), stride, padding);
   require_shape(dy, {s.N, s.P, s.Q, s.K}, "dy");
   check_algorithm(s, algo);
   f32array dw = new_f32({s.R, s.S, s.C, s.K});

@@ -3,52 +3,18 @@
 #include <vector>
 
 #include "common.hpp"
+#include "op_rules.hpp"
 #include "fastnn/dense.hpp"
 
 namespace fastnn {
 namespace bind {
 namespace {
 
-// x (..., I) viewed as (rows, I). Leading dim 0 is an empty batch; any other
-// zero dim is an error.
-struct RowView {
-  i64 rows = 0, cols = 0;
-  std::vector<i64> lead;  // leading dims
-};
-
-RowView row_view(const py::array& a, const char* name, const char* layout) {
-  if (a.ndim() < 2)
-    value_error(std::string(name) + ": expected an array of rank >= 2 " + layout +
-                ", got shape " + shape_str(a) + " (" + std::to_string(a.ndim()) + "-D)");
-  RowView v;
-  v.rows = 1;
-  for (py::ssize_t d = 0; d + 1 < a.ndim(); ++d) {
-    if (d > 0 && a.shape(d) == 0)
-      value_error(std::string(name) + ": zero-size dimension " + std::to_string(d) +
-                  " in shape " + shape_str(a) + " (only the batch dimension may be 0)");
-    v.lead.push_back(a.shape(d));
-    v.rows *= a.shape(d);
-  }
-  v.cols = a.shape(a.ndim() - 1);
-  if (v.cols == 0)
-    value_error(std::string(name) + ": the last dimension must be positive, got shape " +
-                shape_str(a));
-  return v;
-}
-
-void check_kernel(const py::array& w, i64 in, const char* layout) {
-  require_rank(w, 2, "w", layout);
-  if (w.shape(1) == 0) value_error("w: expected a positive number of units, got shape " + shape_str(w));
-  if (w.shape(0) != in)
-    value_error("w: expected " + std::to_string(in) +
-                " rows (the last dimension of x), got shape " + shape_str(w));
-}
-
 py::object dense_impl(py::handle x_obj, py::handle w_obj, py::handle b_obj, bool relu) {
   f32array x = as_f32(x_obj, "x");
   f32array w = as_f32(w_obj, "w");
-  const RowView xv = row_view(x, "x", "(..., I)");
-  check_kernel(w, xv.cols, "(I, O)");
+  const RowView xv = row_view(shape_of(x), "x", "(..., I)");
+  check_dense_kernel(shape_of(w), xv.cols, "(I, O)");
   const i64 I = xv.cols, O = w.shape(1);
   f32array b;
   const bool has_b = !b_obj.is_none();
@@ -72,8 +38,8 @@ py::tuple dense_backward_impl(py::handle dy_obj, py::handle x_obj, py::handle w_
   f32array dy = as_f32(dy_obj, "dy");
   f32array x = as_f32(x_obj, "x");
   f32array w = as_f32(w_obj, "w");
-  const RowView xv = row_view(x, "x", "(..., I)");
-  check_kernel(w, xv.cols, "(I, O)");
+  const RowView xv = row_view(shape_of(x), "x", "(..., I)");
+  check_dense_kernel(shape_of(w), xv.cols, "(I, O)");
   const i64 I = xv.cols, O = w.shape(1);
   std::vector<i64> yshape = xv.lead;
   yshape.push_back(O);

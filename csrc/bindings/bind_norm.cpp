@@ -13,43 +13,13 @@
 #include <vector>
 
 #include "common.hpp"
+#include "op_rules.hpp"
 #include "fastnn/batchnorm.hpp"
 
 namespace fastnn {
 namespace bind {
 namespace {
 
-
-struct Rows {
-  i64 rows = 0, C = 0;
-};
-
-Rows channel_view(const py::array& a, const char* name) {
-  if (a.ndim() < 2)
-    value_error(std::string(name) + ": expected an array of rank >= 2 (..., C) (channels last), got shape " +
-                shape_str(a) + " (" + std::to_string(a.ndim()) + "-D)");
-  Rows r;
-  r.rows = 1;
-  for (py::ssize_t d = 0; d + 1 < a.ndim(); ++d) {
-    if (d > 0 && a.shape(d) == 0)
-      value_error(std::string(name) + ": zero-size dimension " + std::to_string(d) +
-                  " in shape " + shape_str(a) + " (only the batch dimension may be 0)");
-    r.rows *= a.shape(d);
-  }
-  r.C = a.shape(a.ndim() - 1);
-  if (r.C == 0)
-    value_error(std::string(name) + ": the channel (last) dimension must be positive, got shape " +
-                shape_str(a));
-  return r;
-}
-
-bool overlaps(const py::array& a, const py::array& b) {
-  const auto pa = reinterpret_cast<std::uintptr_t>(a.data());
-  const auto pb = reinterpret_cast<std::uintptr_t>(b.data());
-  const auto ea = pa + static_cast<std::uintptr_t>(a.nbytes());
-  const auto eb = pb + static_cast<std::uintptr_t>(b.nbytes());
-  return a.nbytes() > 0 && b.nbytes() > 0 && pa < eb && pb < ea;
-}
 
 f32array copy_f32(const f32array& a) {
   f32array c = new_f32(shape_of(a));
@@ -62,12 +32,9 @@ f32array copy_f32(const f32array& a) {
 py::tuple batch_norm_impl(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
                           py::handle rm_obj, py::handle rv_obj, bool training,
                           double momentum, double epsilon) {
-  if (!(momentum >= 0.0 && momentum <= 1.0))
-    value_error("momentum: expected a number in [0, 1], got " + std::to_string(momentum));
-  if (!(epsilon >= 0.0 && std::isfinite(epsilon)))
-    value_error("epsilon: expected a finite number >= 0, got " + std::to_string(epsilon));
+  check_batch_norm_args(momentum, epsilon);
   f32array x = as_f32(x_obj, "x");
-  const Rows v = channel_view(x, "x");
+  const ChannelRows v = channel_rows(shape_of(x), "x");
   const i64 C = v.C;
   f32array gamma, beta;
   const bool has_gamma = !gamma_obj.is_none(), has_beta = !beta_obj.is_none();
@@ -90,7 +57,7 @@ py::tuple batch_norm_impl(py::handle x_obj, py::handle gamma_obj, py::handle bet
   }
   require_shape(rm, {C}, "running_mean");
   require_shape(rv, {C}, "running_var");
-  if (training && overlaps(rm, rv))
+  if (training && overlaps(memory_of(rm, "running_mean"), memory_of(rv, "running_var")))
     value_error("running_var: must not share memory with running_mean (both are updated in place)");
 
   f32array y = new_f32(shape_of(x));
@@ -113,22 +80,13 @@ py::tuple batch_norm_impl(py::handle x_obj, py::handle gamma_obj, py::handle bet
   return py::make_tuple(y, cache);
 }
 
-[[noreturn]] void bad_cache(const std::string& why) {
-  value_error("cache: expected the cache returned by batch_norm, " + why);
-}
-
 py::tuple batch_norm_backward_impl(py::handle dy_obj, py::handle cache_obj) {
-  if (!py::isinstance<py::tuple>(cache_obj))
-    type_error("cache: expected the tuple returned by batch_norm, got " +
-               std::string(py::str(py::type::of(cache_obj).attr("__name__"))));
-  py::tuple cache = py::reinterpret_borrow<py::tuple>(cache_obj);
-  if (cache.size() != 6) bad_cache("got a tuple of length " + std::to_string(cache.size()));
-  if (!py::isinstance<py::bool_>(cache[0]) || !py::isinstance<py::bool_>(cache[3]))
-    bad_cache("got a tuple with malformed flags");
-  const bool training = cache[0].cast<bool>();
-  const bool has_beta = cache[3].cast<bool>();
+  const BatchNormCacheFlags flags = batch_norm_cache_flags(cache_obj);
+  const py::tuple& cache = flags.cache;
+  const bool training = flags.training;
+  const bool has_beta = flags.has_beta;
   f32array x = as_f32(cache[1], "cache[1] (x)");
-  const Rows v = channel_view(x, "cache[1] (x)");
+  const ChannelRows v = channel_rows(shape_of(x), "cache[1] (x)");
   const i64 C = v.C;
   const bool has_gamma = !cache[2].is_none();
   f32array gamma;

@@ -8,44 +8,17 @@
 // Each update returns None.
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common.hpp"
+#include "op_rules.hpp"
 #include "fastnn/optim.hpp"
 
 namespace fastnn {
 namespace bind {
 namespace {
 
-
-std::string num(double v) {
-  std::ostringstream o;
-  o << v;
-  return o.str();
-}
-
-void check_range(double v, const char* name, double lo, double hi, bool hi_open,
-                 const char* expected) {
-  const bool ok = std::isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
-  if (!ok) value_error(std::string(name) + ": expected " + expected + ", got " + num(v));
-}
-const double kInf = HUGE_VAL;
-void check_lr(double lr) { check_range(lr, "lr", 0.0, kInf, false, "a finite number >= 0"); }
-void check_eps(double e) { check_range(e, "epsilon", 0.0, kInf, false, "a finite number >= 0"); }
-void check_wd(double w) {
-  check_range(w, "weight_decay", 0.0, kInf, false, "a finite number >= 0");
-}
-void check_rho(double r) { check_range(r, "rho", 0.0, 1.0, true, "a number in [0, 1)"); }
-
-bool overlaps(const py::array& a, const py::array& b) {
-  const auto pa = reinterpret_cast<std::uintptr_t>(a.data());
-  const auto pb = reinterpret_cast<std::uintptr_t>(b.data());
-  const auto ea = pa + static_cast<std::uintptr_t>(a.nbytes());
-  const auto eb = pb + static_cast<std::uintptr_t>(b.nbytes());
-  return a.nbytes() > 0 && b.nbytes() > 0 && pa < eb && pb < ea;
-}
 
 // param, grad and the state arrays of one update, checked.
 struct Update {
@@ -61,35 +34,23 @@ Update prepare(py::handle p_obj, py::handle g_obj,
   u.g = as_f32(g_obj, "grad");
   const std::vector<i64> shape = shape_of(u.p);
   require_shape(u.g, shape, "grad");
-  std::vector<std::pair<const f32array*, const char*>> all{{&u.p, "param"}};
   u.state.reserve(states.size());
   for (const auto& s : states) {
     u.state.push_back(as_f32_inplace(s.first, s.second));
     require_shape(u.state.back(), shape, s.second);
   }
+  std::vector<MemRange> inplace{memory_of(u.p, "param")};
   std::size_t i = 0;
-  for (const auto& s : states) all.push_back({&u.state[i++], s.second});
-  for (std::size_t a = 0; a < all.size(); ++a) {
-    if (overlaps(*all[a].first, u.g))
-      value_error(std::string("grad: must not share memory with ") + all[a].second +
-                  " (updated in place)");
-    for (std::size_t b = 0; b < a; ++b)
-      if (overlaps(*all[a].first, *all[b].first))
-        value_error(std::string(all[a].second) + ": must not share memory with " +
-                    all[b].second + " (both are updated in place)");
-  }
+  for (const auto& s : states) inplace.push_back(memory_of(u.state[i++], s.second));
+  check_no_aliasing(memory_of(u.g, "grad"), inplace);
   u.n = static_cast<i64>(u.p.size());
   return u;
 }
 
 void sgd(py::handle param, py::handle grad, py::handle velocity, double lr, double momentum,
          bool nesterov, double weight_decay) {
-  check_lr(lr);
-  check_range(momentum, "momentum", 0.0, 1.0, false, "a number in [0, 1]");
-  check_wd(weight_decay);
+  check_sgd_args(lr, momentum, weight_decay, !velocity.is_none());
   const bool use_v = momentum != 0.0;
-  if (use_v && velocity.is_none())
-    value_error("velocity: required (a float32 array shaped like param) when momentum > 0");
   Update u = velocity.is_none() ? prepare(param, grad, {})
                                 : prepare(param, grad, {{velocity, "velocity"}});
   float* v = use_v ? u.state[0].mutable_data() : nullptr;
@@ -100,10 +61,7 @@ void sgd(py::handle param, py::handle grad, py::handle velocity, double lr, doub
 
 void rmsprop(py::handle param, py::handle grad, py::handle ms, double lr, double rho,
              double epsilon, double weight_decay) {
-  check_lr(lr);
-  check_rho(rho);
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_rmsprop_args(lr, rho, epsilon, weight_decay);
   Update u = prepare(param, grad, {{ms, "mean_square"}});
   KernelCall nogil;
   rmsprop_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
@@ -113,13 +71,7 @@ void rmsprop(py::handle param, py::handle grad, py::handle ms, double lr, double
 
 void adam(py::handle param, py::handle grad, py::handle m, py::handle v, double lr, i64 step,
           double beta_1, double beta_2, double epsilon, double weight_decay) {
-  check_lr(lr);
-  if (step < 1) value_error("step: expected the 1-based iteration (an integer >= 1), got " +
-                            std::to_string(step));
-  check_range(beta_1, "beta_1", 0.0, 1.0, true, "a number in [0, 1)");
-  check_range(beta_2, "beta_2", 0.0, 1.0, true, "a number in [0, 1)");
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_adam_args(lr, step, beta_1, beta_2, epsilon, weight_decay);
   Update u = prepare(param, grad, {{m, "m"}, {v, "v"}});
   KernelCall nogil;
   adam_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
@@ -129,9 +81,7 @@ void adam(py::handle param, py::handle grad, py::handle m, py::handle v, double 
 
 void adagrad(py::handle param, py::handle grad, py::handle acc, double lr, double epsilon,
              double weight_decay) {
-  check_lr(lr);
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_adagrad_args(lr, epsilon, weight_decay);
   Update u = prepare(param, grad, {{acc, "accumulator"}});
   KernelCall nogil;
   adagrad_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
@@ -141,10 +91,7 @@ void adagrad(py::handle param, py::handle grad, py::handle acc, double lr, doubl
 
 void adadelta(py::handle param, py::handle grad, py::handle ag, py::handle ad, double lr,
               double rho, double epsilon, double weight_decay) {
-  check_lr(lr);
-  check_rho(rho);
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_adadelta_args(lr, rho, epsilon, weight_decay);
   Update u = prepare(param, grad, {{ag, "accum_grad"}, {ad, "accum_delta"}});
   KernelCall nogil;
   adadelta_update(u.n, u.p.mutable_data(), u.g.data(), u.state[0].mutable_data(),
@@ -176,7 +123,7 @@ double global_norm(py::handle arrays) {
 }
 
 void clip_by_value_(py::handle grad, double clipvalue) {
-  check_range(clipvalue, "clipvalue", 0.0, kInf, false, "a finite number >= 0");
+  check_clipvalue(clipvalue);
   f32array g = as_f32_inplace(grad, "grad");
   KernelCall nogil;
   clip_by_value(static_cast<i64>(g.size()), g.mutable_data(), static_cast<float>(clipvalue));

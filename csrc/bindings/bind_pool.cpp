@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "op_rules.hpp"
 #include "fastnn/pool.hpp"
 
 namespace fastnn {
@@ -13,49 +14,6 @@ namespace bind {
 namespace {
 
 using i64array = py::array_t<std::int64_t, py::array::c_style>;
-
-std::string pair_str(i64 h, i64 w) {
-  return "(" + std::to_string(h) + ", " + std::to_string(w) + ")";
-}
-
-// Checks one 4-D (N, H, W, C) shape: N >= 0, the others >= 1.
-void require_nhwc_sizes(const std::vector<i64>& shape, const char* name, const char* layout) {
-  for (std::size_t i = 1; i < 4; ++i) {
-    if (shape[i] < 1)
-      value_error(std::string(name) + ": expected positive sizes " + layout + " (only the batch may be 0), got " +
-                  shape_str(shape));
-  }
-  if (shape[0] < 0)
-    value_error(std::string(name) + ": expected a non-negative batch size, got " + shape_str(shape));
-}
-
-// Window geometry for an input of shape (N, H, W, C) from the Python arguments.
-Pool2dShape make_shape(const std::vector<i64>& x_shape, py::handle pool, py::handle stride,
-                       py::handle padding, const char* x_name) {
-  Pool2dShape s;
-  s.N = x_shape[0];
-  s.H = x_shape[1];
-  s.W = x_shape[2];
-  s.C = x_shape[3];
-  const Pair k = parse_pair(pool, "pool");
-  const Pair st = stride.is_none() ? k : parse_pair(stride, "stride");
-  const Pair pad = parse_pair_nonneg(padding, "padding");
-  s.kh = k.h;
-  s.kw = k.w;
-  s.sh = st.h;
-  s.sw = st.w;
-  s.ph = pad.h;
-  s.pw = pad.w;
-  if (pad.h > k.h / 2 || pad.w > k.w / 2)
-    value_error("padding: expected at most pool//2 = " + pair_str(k.h / 2, k.w / 2) +
-                " per axis (PyTorch's rule), got " + pair_str(pad.h, pad.w) + " for pool " +
-                pair_str(k.h, k.w));
-  if (!pool2d_output_size(s))
-    value_error("pool: window " + pair_str(k.h, k.w) + " is larger than the padded input " +
-                pair_str(s.H + 2 * s.ph, s.W + 2 * s.pw) + " (" + x_name + " shape " +
-                shape_str(x_shape) + ", padding " + pair_str(pad.h, pad.w) + ")");
-  return s;
-}
 
 f32array checked_x(py::handle x_obj) {
   f32array x = as_f32(x_obj, "x");
@@ -90,7 +48,7 @@ std::vector<i64> parse_x_shape(py::handle obj) {
 
 py::tuple max_pool2d_py(py::handle x_obj, py::handle pool, py::handle stride, py::handle padding) {
   f32array x = checked_x(x_obj);
-  const Pool2dShape s = make_shape(shape_of(x), pool, stride, padding, "x");
+  const Pool2dShape s = pool2d_geometry(shape_of(x), pool, stride, padding, "x");
   f32array y = new_f32({s.N, s.P, s.Q, s.C});
   i64array idx(std::vector<py::ssize_t>{s.N, s.P, s.Q, s.C});
   {
@@ -154,7 +112,7 @@ f32array max_pool2d_backward_py(py::handle dy_obj, py::handle idx_obj, py::handl
 f32array avg_pool2d_py(py::handle x_obj, py::handle pool, py::handle stride, py::handle padding,
                        bool count_include_pad) {
   f32array x = checked_x(x_obj);
-  const Pool2dShape s = make_shape(shape_of(x), pool, stride, padding, "x");
+  const Pool2dShape s = pool2d_geometry(shape_of(x), pool, stride, padding, "x");
   f32array y = new_f32({s.N, s.P, s.Q, s.C});
   {
     KernelCall nogil;
@@ -168,7 +126,7 @@ f32array avg_pool2d_backward_py(py::handle dy_obj, py::handle x_shape_obj, py::h
   f32array dy = as_f32(dy_obj, "dy");
   require_rank(dy, 4, "dy", "(N, P, Q, C)");
   const std::vector<i64> xs = parse_x_shape(x_shape_obj);
-  const Pool2dShape s = make_shape(xs, pool, stride, padding, "x_shape");
+  const Pool2dShape s = pool2d_geometry(xs, pool, stride, padding, "x_shape");
   require_shape(dy, {s.N, s.P, s.Q, s.C}, "dy");
   f32array dx = new_f32(xs);
   {

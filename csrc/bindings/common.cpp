@@ -109,19 +109,27 @@ py::array_t<std::int64_t, py::array::c_style> as_labels(py::handle obj, const ch
   return py::reinterpret_borrow<py::array_t<std::int64_t, py::array::c_style>>(converted);
 }
 
-void require_rank(const py::array& a, int rank, const char* name, const char* layout) {
-  if (a.ndim() != rank) {
+void require_rank(const std::vector<i64>& shape, std::size_t rank, const char* name, const char* layout) {
+  if (shape.size() != rank) {
     std::ostringstream o;
     o << name << ": expected a " << rank << "-D array " << layout << ", got shape "
-      << shape_str(a) << " (" << a.ndim() << "-D)";
+      << shape_str(shape) << " (" << shape.size() << "-D)";
     value_error(o.str());
   }
 }
 
-void require_shape(const py::array& a, const std::vector<i64>& shape, const char* name) {
-  if (shape_of(a) != shape)
+void require_rank(const py::array& a, int rank, const char* name, const char* layout) {
+  require_rank(shape_of(a), static_cast<std::size_t>(rank), name, layout);
+}
+
+void require_shape(const std::vector<i64>& actual, const std::vector<i64>& shape, const char* name) {
+  if (actual != shape)
     value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
-                shape_str(a));
+                shape_str(actual));
+}
+
+void require_shape(const py::array& a, const std::vector<i64>& shape, const char* name) {
+  require_shape(shape_of(a), shape, name);
 }
 
 namespace {

@@ -21,6 +21,8 @@ using Registrar = void (*)(py::module_&);
 int add_registrar(Registrar r);
 #define FASTNN_REGISTER(fn) \
   static const int fastnn_registered_##fn = ::fastnn::bind::add_registrar(&fn)
+// Runs every registered function on the module (called once by each module's init).
+void run_registrars(py::module_& m);
 
 std::string shape_str(const py::array& a);
 std::string shape_str(const std::vector<i64>& s);
@@ -42,6 +44,9 @@ py::array_t<std::int64_t, py::array::c_style> as_labels(py::handle obj, const ch
 void require_rank(const py::array& a, int rank, const char* name, const char* layout);
 // Checks that a has exactly this shape.
 void require_shape(const py::array& a, const std::vector<i64>& shape, const char* name);
+// The same two checks on a plain shape (the CUDA bindings' arrays).
+void require_rank(const std::vector<i64>& shape, std::size_t rank, const char* name, const char* layout);
+void require_shape(const std::vector<i64>& actual, const std::vector<i64>& shape, const char* name);
 
 // A new float32 array; raises MemoryError when the element count overflows or
 // is beyond any machine's memory, before allocating.

@@ -5,12 +5,6 @@
 #include "common.hpp"
 #include "fastnn/gemm.hpp"
 
-namespace fastnn {
-namespace bind {
-void run_registrars(py::module_& m);
-}  // namespace bind
-}  // namespace fastnn
-
 namespace py = pybind11;
 using namespace fastnn;
 using namespace fastnn::bind;

@@ -5,40 +5,6 @@
 namespace fastnn {
 namespace bind_cuda {
 
-int parse_axis(py::handle obj, int ndim, const char* name) {
-  if (py::isinstance<py::bool_>(obj) || !py::hasattr(obj, "__index__") || py::isinstance<py::float_>(obj))
-    type_error(std::string(name) + ": expected an int, got " + std::string(py::str(py::repr(obj))));
-  const py::int_ v = obj.attr("__index__")();
-  if (v < py::int_(-ndim) || v >= py::int_(ndim))
-    value_error(std::string(name) + ": expected an axis in [" + std::to_string(-ndim) + ", " +
-                std::to_string(ndim) + ") for a " + std::to_string(ndim) + "-D array, got " +
-                std::string(py::str(v)));
-  const int a = v.cast<int>();
-  return a < 0 ? a + ndim : a;
-}
-
-std::uint64_t parse_u64(py::handle obj, const char* name) {
-  if (py::isinstance<py::bool_>(obj) || !py::hasattr(obj, "__index__") || py::isinstance<py::float_>(obj))
-    type_error(std::string(name) + ": expected a non-negative int, got " + std::string(py::str(py::repr(obj))));
-  const py::int_ v = obj.attr("__index__")();
-  if (v < py::int_(0) || v > py::int_(static_cast<unsigned long long>(~0ull)))
-    value_error(std::string(name) + ": expected an int in [0, 2**64 - 1], got " + std::string(py::str(v)));
-  return v.cast<std::uint64_t>();
-}
-
-double parse_rate(py::handle obj) {
-  if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) || obj.is_none())
-    type_error("rate: expected a float in [0, 1), got " + std::string(py::str(py::repr(obj))));
-  const double r = PyFloat_AsDouble(obj.ptr());
-  if (r == -1.0 && PyErr_Occurred()) {
-    PyErr_Clear();
-    type_error("rate: expected a float in [0, 1), got " + std::string(py::str(py::repr(obj))));
-  }
-  if (!(r >= 0.0 && r < 1.0))
-    value_error("rate: expected 0 <= rate < 1, got " + std::string(py::str(py::repr(obj))));
-  return r;
-}
-
 namespace {
 
 using UnaryKernel = void (*)(const float*, float*, i64);
@@ -52,16 +18,10 @@ DeviceArray unary(py::handle x_obj, UnaryKernel kernel) {
   return y;
 }
 
-void require_same_shape(const DeviceArray& dy, const DeviceArray& ref, const char* ref_name) {
-  if (dy.shape != ref.shape)
-    value_error(std::string("dy: expected the shape of ") + ref_name + " " + shape_str(ref.shape) +
-                ", got " + shape_str(dy.shape));
-}
-
 DeviceArray backward(py::handle dy_obj, py::handle x_obj, BackwardKernel kernel) {
   DeviceArray dy = f32_arg(dy_obj, "dy");
   DeviceArray x = f32_arg(x_obj, "x");
-  require_same_shape(dy, x, "x");
+  require_same_shape(dy.shape, x.shape, "x");
   DeviceArray dx = new_f32(x.shape);
   py::gil_scoped_release nogil;
   kernel(dy.f32(), x.f32(), dx.f32(), x.size());
@@ -90,7 +50,7 @@ DeviceArray softmax(py::handle x_obj, py::handle axis_obj) {
 DeviceArray softmax_bwd(py::handle dy_obj, py::handle y_obj, py::handle axis_obj) {
   DeviceArray dy = f32_arg(dy_obj, "dy");
   DeviceArray y = f32_arg(y_obj, "y");
-  require_same_shape(dy, y, "y");
+  require_same_shape(dy.shape, y.shape, "y");
   const int axis = parse_axis(axis_obj, static_cast<int>(y.shape.size()), "axis");
   i64 outer, len, inner;
   split_axis(y, axis, outer, len, inner);

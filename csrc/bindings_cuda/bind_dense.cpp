@@ -6,42 +6,10 @@ namespace fastnn {
 namespace bind_cuda {
 namespace {
 
-struct RowView {
-  i64 rows = 0, cols = 0;
-  std::vector<i64> lead;
-};
-
-RowView row_view(const DeviceArray& a, const char* name, const char* layout) {
-  if (a.shape.size() < 2)
-    value_error(std::string(name) + ": expected an array of rank >= 2 " + layout + ", got shape " +
-                shape_str(a.shape) + " (" + std::to_string(a.shape.size()) + "-D)");
-  RowView v;
-  v.rows = 1;
-  for (std::size_t d = 0; d + 1 < a.shape.size(); ++d) {
-    if (d > 0 && a.shape[d] == 0)
-      value_error(std::string(name) + ": zero-size dimension " + std::to_string(d) + " in shape " +
-                  shape_str(a.shape) + " (only the batch dimension may be 0)");
-    v.lead.push_back(a.shape[d]);
-    v.rows *= a.shape[d];
-  }
-  v.cols = a.shape.back();
-  if (v.cols == 0)
-    value_error(std::string(name) + ": the last dimension must be positive, got shape " + shape_str(a.shape));
-  return v;
-}
-
-void check_kernel(const DeviceArray& w, i64 in) {
-  require_rank(w, 2, "w", "(I, O)");
-  if (w.shape[1] == 0) value_error("w: expected a positive number of units, got shape " + shape_str(w.shape));
-  if (w.shape[0] != in)
-    value_error("w: expected " + std::to_string(in) + " rows (the last dimension of x), got shape " +
-                shape_str(w.shape));
-}
-
 DeviceArray dense_impl(py::handle x_obj, py::handle w_obj, py::handle b_obj, bool relu) {
   DeviceArray x = f32_arg(x_obj, "x"), w = f32_arg(w_obj, "w");
-  const RowView xv = row_view(x, "x", "(..., I)");
-  check_kernel(w, xv.cols);
+  const RowView xv = row_view(x.shape, "x", "(..., I)");
+  check_dense_kernel(w.shape, xv.cols, "(I, O)");
   const i64 I = xv.cols, O = w.shape[1];
   DeviceArray b;
   const bool has_b = !b_obj.is_none();
@@ -60,8 +28,8 @@ DeviceArray dense_impl(py::handle x_obj, py::handle w_obj, py::handle b_obj, boo
 py::tuple dense_backward_impl(py::handle dy_obj, py::handle x_obj, py::handle w_obj, bool need_dx,
                               bool need_db) {
   DeviceArray dy = f32_arg(dy_obj, "dy"), x = f32_arg(x_obj, "x"), w = f32_arg(w_obj, "w");
-  const RowView xv = row_view(x, "x", "(..., I)");
-  check_kernel(w, xv.cols);
+  const RowView xv = row_view(x.shape, "x", "(..., I)");
+  check_dense_kernel(w.shape, xv.cols, "(I, O)");
   const i64 I = xv.cols, O = w.shape[1];
   std::vector<i64> yshape = xv.lead;
   yshape.push_back(O);

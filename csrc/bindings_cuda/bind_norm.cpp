@@ -11,41 +11,11 @@ namespace fastnn {
 namespace bind_cuda {
 namespace {
 
-struct ChannelRows {
-  i64 rows = 0, C = 0;
-};
-
-ChannelRows channel_rows(const DeviceArray& a, const char* name) {
-  if (a.shape.size() < 2)
-    value_error(std::string(name) + ": expected an array of rank >= 2 (..., C) (channels last), got shape " +
-                shape_str(a.shape) + " (" + std::to_string(a.shape.size()) + "-D)");
-  ChannelRows r;
-  r.rows = 1;
-  for (std::size_t d = 0; d + 1 < a.shape.size(); ++d) {
-    if (d > 0 && a.shape[d] == 0)
-      value_error(std::string(name) + ": zero-size dimension " + std::to_string(d) + " in shape " +
-                  shape_str(a.shape) + " (only the batch dimension may be 0)");
-    r.rows *= a.shape[d];
-  }
-  r.C = a.shape.back();
-  if (r.C == 0)
-    value_error(std::string(name) + ": the channel (last) dimension must be positive, got shape " + shape_str(a.shape));
-  return r;
-}
-
-bool shares_memory(const DeviceArray& a, const DeviceArray& b) {
-  const auto pa = reinterpret_cast<std::uintptr_t>(a.data), pb = reinterpret_cast<std::uintptr_t>(b.data);
-  return a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
 py::tuple batch_norm(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj, py::handle rm_obj,
                      py::handle rv_obj, bool training, double momentum, double epsilon) {
-  if (!(momentum >= 0.0 && momentum <= 1.0))
-    value_error("momentum: expected a number in [0, 1], got " + std::to_string(momentum));
-  if (!(epsilon >= 0.0 && std::isfinite(epsilon)))
-    value_error("epsilon: expected a finite number >= 0, got " + std::to_string(epsilon));
+  check_batch_norm_args(momentum, epsilon);
   DeviceArray x = f32_arg(x_obj, "x");
-  const ChannelRows v = channel_rows(x, "x");
+  const ChannelRows v = channel_rows(x.shape, "x");
   const i64 C = v.C;
   DeviceArray gamma, beta;
   const bool has_gamma = !gamma_obj.is_none(), has_beta = !beta_obj.is_none();
@@ -63,7 +33,7 @@ py::tuple batch_norm(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj
   DeviceArray rv = training ? f32_inplace_arg(rv_obj, "running_var") : f32_arg(rv_obj, "running_var");
   require_shape(rm, {C}, "running_mean");
   require_shape(rv, {C}, "running_var");
-  if (training && shares_memory(rm, rv))
+  if (training && overlaps(memory_of(rm, "running_mean"), memory_of(rv, "running_var")))
     value_error("running_var: must not share memory with running_mean (both are updated in place)");
   DeviceArray y = new_f32(x.shape);
   DeviceArray mean = new_f32({C}), inv_std = new_f32({C});
@@ -83,21 +53,12 @@ py::tuple batch_norm(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj
   return py::make_tuple(y, cache);
 }
 
-[[noreturn]] void bad_bn_cache(const std::string& why) {
-  value_error("cache: expected the cache returned by batch_norm, " + why);
-}
-
 py::tuple batch_norm_backward(py::handle dy_obj, py::handle cache_obj) {
-  if (!py::isinstance<py::tuple>(cache_obj))
-    type_error("cache: expected the tuple returned by batch_norm, got " +
-               std::string(py::str(py::type::of(cache_obj).attr("__name__"))));
-  py::tuple cache = py::reinterpret_borrow<py::tuple>(cache_obj);
-  if (cache.size() != 6) bad_bn_cache("got a tuple of length " + std::to_string(cache.size()));
-  if (!py::isinstance<py::bool_>(cache[0]) || !py::isinstance<py::bool_>(cache[3]))
-    bad_bn_cache("got a tuple with malformed flags");
-  const bool training = cache[0].cast<bool>(), has_beta = cache[3].cast<bool>();
+  const BatchNormCacheFlags flags = batch_norm_cache_flags(cache_obj);
+  const py::tuple& cache = flags.cache;
+  const bool training = flags.training, has_beta = flags.has_beta;
   DeviceArray x = f32_arg(cache[1], "cache[1] (x)");
-  const ChannelRows v = channel_rows(x, "cache[1] (x)");
+  const ChannelRows v = channel_rows(x.shape, "cache[1] (x)");
   const i64 C = v.C;
   const bool has_gamma = !cache[2].is_none();
   DeviceArray gamma;

@@ -1,7 +1,6 @@
 // CUDA bindings: fused in-place optimizer updates and clipping helpers, with the
-// argument rules of the CPU bindings (csrc/bindings/bind_optim.cpp).
+// argument rules of the CPU bindings (check_*_args, csrc/bindings/op_rules.cpp).
 #include <cmath>
-#include <sstream>
 
 #include "fastnn/cuda/kernels.hpp"
 #include "ops_common.hpp"
@@ -9,28 +8,6 @@
 namespace fastnn {
 namespace bind_cuda {
 namespace {
-
-std::string num(double v) {
-  std::ostringstream o;
-  o << v;
-  return o.str();
-}
-
-void check_range(double v, const char* name, double lo, double hi, bool hi_open, const char* expected) {
-  const bool ok = std::isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
-  if (!ok) value_error(std::string(name) + ": expected " + expected + ", got " + num(v));
-}
-const double kInf = HUGE_VAL;
-void check_lr(double lr) { check_range(lr, "lr", 0.0, kInf, false, "a finite number >= 0"); }
-void check_eps(double e) { check_range(e, "epsilon", 0.0, kInf, false, "a finite number >= 0"); }
-void check_wd(double w) { check_range(w, "weight_decay", 0.0, kInf, false, "a finite number >= 0"); }
-void check_rho(double r) { check_range(r, "rho", 0.0, 1.0, true, "a number in [0, 1)"); }
-
-bool overlaps(const DeviceArray& a, const DeviceArray& b) {
-  const auto pa = reinterpret_cast<std::uintptr_t>(a.data), pb = reinterpret_cast<std::uintptr_t>(b.data);
-  const auto ea = pa + a.nbytes(), eb = pb + b.nbytes();
-  return a.nbytes() > 0 && b.nbytes() > 0 && pa < eb && pb < ea;
-}
 
 struct Update {
   DeviceArray p, g;
@@ -43,34 +20,23 @@ Update prepare(py::handle p_obj, py::handle g_obj, std::initializer_list<std::pa
   u.p = f32_inplace_arg(p_obj, "param");
   u.g = f32_arg(g_obj, "grad");
   require_shape(u.g, u.p.shape, "grad");
-  std::vector<std::pair<const DeviceArray*, const char*>> all{{&u.p, "param"}};
   u.state.reserve(states.size());
   for (const auto& s : states) {
     u.state.push_back(f32_inplace_arg(s.first, s.second));
     require_shape(u.state.back(), u.p.shape, s.second);
   }
+  std::vector<MemRange> inplace{memory_of(u.p, "param")};
   std::size_t i = 0;
-  for (const auto& s : states) all.push_back({&u.state[i++], s.second});
-  for (std::size_t a = 0; a < all.size(); ++a) {
-    if (overlaps(*all[a].first, u.g))
-      value_error(std::string("grad: must not share memory with ") + all[a].second + " (updated in place)");
-    for (std::size_t b = 0; b < a; ++b)
-      if (overlaps(*all[a].first, *all[b].first))
-        value_error(std::string(all[a].second) + ": must not share memory with " + all[b].second +
-                    " (both are updated in place)");
-  }
+  for (const auto& s : states) inplace.push_back(memory_of(u.state[i++], s.second));
+  check_no_aliasing(memory_of(u.g, "grad"), inplace);
   u.n = u.p.size();
   return u;
 }
 
 void sgd(py::handle param, py::handle grad, py::handle velocity, double lr, double momentum, bool nesterov,
          double weight_decay) {
-  check_lr(lr);
-  check_range(momentum, "momentum", 0.0, 1.0, false, "a number in [0, 1]");
-  check_wd(weight_decay);
+  check_sgd_args(lr, momentum, weight_decay, !velocity.is_none());
   const bool use_v = momentum != 0.0;
-  if (use_v && velocity.is_none())
-    value_error("velocity: required (a float32 array shaped like param) when momentum > 0");
   Update u = velocity.is_none() ? prepare(param, grad, {}) : prepare(param, grad, {{velocity, "velocity"}});
   float* v = use_v ? u.state[0].f32() : nullptr;
   py::gil_scoped_release nogil;
@@ -80,10 +46,7 @@ void sgd(py::handle param, py::handle grad, py::handle velocity, double lr, doub
 
 void rmsprop(py::handle param, py::handle grad, py::handle ms, double lr, double rho, double epsilon,
              double weight_decay) {
-  check_lr(lr);
-  check_rho(rho);
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_rmsprop_args(lr, rho, epsilon, weight_decay);
   Update u = prepare(param, grad, {{ms, "mean_square"}});
   py::gil_scoped_release nogil;
   cuda::rmsprop_update(u.n, u.p.f32(), u.g.f32(), u.state[0].f32(), static_cast<float>(lr), rho,
@@ -92,12 +55,7 @@ void rmsprop(py::handle param, py::handle grad, py::handle ms, double lr, double
 
 void adam(py::handle param, py::handle grad, py::handle m, py::handle v, double lr, i64 step, double beta_1,
           double beta_2, double epsilon, double weight_decay) {
-  check_lr(lr);
-  if (step < 1) value_error("step: expected the 1-based iteration (an integer >= 1), got " + std::to_string(step));
-  check_range(beta_1, "beta_1", 0.0, 1.0, true, "a number in [0, 1)");
-  check_range(beta_2, "beta_2", 0.0, 1.0, true, "a number in [0, 1)");
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_adam_args(lr, step, beta_1, beta_2, epsilon, weight_decay);
   Update u = prepare(param, grad, {{m, "m"}, {v, "v"}});
   py::gil_scoped_release nogil;
   cuda::adam_update(u.n, u.p.f32(), u.g.f32(), u.state[0].f32(), u.state[1].f32(), static_cast<float>(lr), step,
@@ -105,9 +63,7 @@ void adam(py::handle param, py::handle grad, py::handle m, py::handle v, double 
 }
 
 void adagrad(py::handle param, py::handle grad, py::handle acc, double lr, double epsilon, double weight_decay) {
-  check_lr(lr);
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_adagrad_args(lr, epsilon, weight_decay);
   Update u = prepare(param, grad, {{acc, "accumulator"}});
   py::gil_scoped_release nogil;
   cuda::adagrad_update(u.n, u.p.f32(), u.g.f32(), u.state[0].f32(), static_cast<float>(lr),
@@ -116,10 +72,7 @@ void adagrad(py::handle param, py::handle grad, py::handle acc, double lr, doubl
 
 void adadelta(py::handle param, py::handle grad, py::handle ag, py::handle ad, double lr, double rho,
               double epsilon, double weight_decay) {
-  check_lr(lr);
-  check_rho(rho);
-  check_eps(epsilon);
-  check_wd(weight_decay);
+  check_adadelta_args(lr, rho, epsilon, weight_decay);
   Update u = prepare(param, grad, {{ag, "accum_grad"}, {ad, "accum_delta"}});
   py::gil_scoped_release nogil;
   cuda::adadelta_update(u.n, u.p.f32(), u.g.f32(), u.state[0].f32(), u.state[1].f32(), static_cast<float>(lr),
@@ -149,7 +102,7 @@ double global_norm(py::handle arrays) {
 }
 
 void clip_by_value_(py::handle grad, double clipvalue) {
-  check_range(clipvalue, "clipvalue", 0.0, kInf, false, "a finite number >= 0");
+  check_clipvalue(clipvalue);
   DeviceArray g = f32_inplace_arg(grad, "grad");
   py::gil_scoped_release nogil;
   cuda::clip_by_value(g.size(), g.f32(), static_cast<float>(clipvalue));

@@ -1,52 +1,11 @@
-// CUDA bindings: max_pool2d(+backward), avg_pool2d(+backward); geometry rules and
-// messages of the CPU bindings (csrc/bindings/bind_pool.cpp).
+// CUDA bindings: max_pool2d(+backward), avg_pool2d(+backward); the geometry rules
+// and messages are the CPU bindings' own (pool2d_geometry, csrc/bindings/op_rules.cpp).
 #include "fastnn/cuda/kernels.hpp"
 #include "ops_common.hpp"
 
 namespace fastnn {
 namespace bind_cuda {
 namespace {
-
-std::string pair_str(i64 h, i64 w) { return "(" + std::to_string(h) + ", " + std::to_string(w) + ")"; }
-
-void require_nhwc_sizes(const std::vector<i64>& shape, const char* name, const char* layout) {
-  for (std::size_t i = 1; i < 4; ++i)
-    if (shape[i] < 1)
-      value_error(std::string(name) + ": expected positive sizes " + layout + " (only the batch may be 0), got " +
-                  shape_str(shape));
-  if (shape[0] < 0) value_error(std::string(name) + ": expected a non-negative batch size, got " + shape_str(shape));
-}
-
-// Output size as fastnn::pool2d_output_size: false when the window is larger than
-// the padded input.
-bool output_size(Pool2dShape& s) {
-  const i64 eh = s.kh - 2 * s.ph, ew = s.kw - 2 * s.pw;
-  if (eh > s.H || ew > s.W) return false;
-  s.P = (s.H - eh) / s.sh + 1;
-  s.Q = (s.W - ew) / s.sw + 1;
-  return true;
-}
-
-Pool2dShape make_shape(const std::vector<i64>& xs, py::handle pool, py::handle stride, py::handle padding,
-                       const char* x_name) {
-  Pool2dShape s;
-  s.N = xs[0];
-  s.H = xs[1];
-  s.W = xs[2];
-  s.C = xs[3];
-  const Pair k = parse_pair(pool, "pool");
-  const Pair st = stride.is_none() ? k : parse_pair(stride, "stride");
-  const Pair pad = parse_pair_nonneg(padding, "padding");
-  s.kh = k.h; s.kw = k.w; s.sh = st.h; s.sw = st.w; s.ph = pad.h; s.pw = pad.w;
-  if (pad.h > k.h / 2 || pad.w > k.w / 2)
-    value_error("padding: expected at most pool//2 = " + pair_str(k.h / 2, k.w / 2) +
-                " per axis (PyTorch's rule), got " + pair_str(pad.h, pad.w) + " for pool " + pair_str(k.h, k.w));
-  if (!output_size(s))
-    value_error("pool: window " + pair_str(k.h, k.w) + " is larger than the padded input " +
-                pair_str(s.H + 2 * s.ph, s.W + 2 * s.pw) + " (" + x_name + " shape " + shape_str(xs) +
-                ", padding " + pair_str(pad.h, pad.w) + ")");
-  return s;
-}
 
 DeviceArray checked_x(py::handle x_obj) {
   DeviceArray x = f32_arg(x_obj, "x");
@@ -74,7 +33,7 @@ std::vector<i64> parse_x_shape(py::handle obj) {
 
 py::tuple max_pool2d(py::handle x_obj, py::handle pool, py::handle stride, py::handle padding) {
   DeviceArray x = checked_x(x_obj);
-  const Pool2dShape s = make_shape(x.shape, pool, stride, padding, "x");
+  const Pool2dShape s = pool2d_geometry(x.shape, pool, stride, padding, "x");
   DeviceArray y = new_f32({s.N, s.P, s.Q, s.C});
   DeviceArray idx = device_empty({s.N, s.P, s.Q, s.C}, DType::int64);
   {
@@ -117,7 +76,7 @@ DeviceArray max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, py::handl
 
 DeviceArray avg_pool2d(py::handle x_obj, py::handle pool, py::handle stride, py::handle padding, bool cip) {
   DeviceArray x = checked_x(x_obj);
-  const Pool2dShape s = make_shape(x.shape, pool, stride, padding, "x");
+  const Pool2dShape s = pool2d_geometry(x.shape, pool, stride, padding, "x");
   DeviceArray y = new_f32({s.N, s.P, s.Q, s.C});
   py::gil_scoped_release nogil;
   cuda::avg_pool2d(s, cip, x.f32(), y.f32());
@@ -129,7 +88,7 @@ DeviceArray avg_pool2d_backward(py::handle dy_obj, py::handle x_shape_obj, py::h
   DeviceArray dy = f32_arg(dy_obj, "dy");
   require_rank(dy, 4, "dy", "(N, P, Q, C)");
   const std::vector<i64> xs = parse_x_shape(x_shape_obj);
-  const Pool2dShape s = make_shape(xs, pool, stride, padding, "x_shape");
+  const Pool2dShape s = pool2d_geometry(xs, pool, stride, padding, "x_shape");
   require_shape(dy, {s.N, s.P, s.Q, s.C}, "dy");
   DeviceArray dx = new_f32(xs);
   py::gil_scoped_release nogil;

@@ -11,12 +11,6 @@
 #include "common.hpp"
 #include "fastnn/cuda/runtime.hpp"
 
-namespace fastnn {
-namespace bind {
-void run_registrars(py::module_& m);
-}  // namespace bind
-}  // namespace fastnn
-
 namespace py = pybind11;
 using namespace fastnn;
 

@@ -1,11 +1,13 @@
-// Shared argument helpers of the CUDA op bindings (the rules and messages of the
-// CPU bindings in csrc/bindings/, for GPU arrays).
+// Shared argument helpers of the CUDA op bindings: the rules and messages of the
+// CPU bindings (csrc/bindings/common.hpp, op_rules.hpp, compiled into this module
+// too) brought into bind_cuda, plus their forms for GPU arrays.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "common.hpp"
 #include "device_array.hpp"
+#include "op_rules.hpp"
 
 namespace fastnn {
 namespace bind_cuda {
@@ -16,26 +18,45 @@ using fastnn::bind::parse_pair_nonneg;
 using fastnn::bind::shape_str;
 using fastnn::bind::type_error;
 using fastnn::bind::value_error;
+// the shared rules of op_rules.hpp
+using fastnn::bind::batch_norm_cache_flags;
+using fastnn::bind::BatchNormCacheFlags;
+using fastnn::bind::channel_rows;
+using fastnn::bind::ChannelRows;
+using fastnn::bind::check_adadelta_args;
+using fastnn::bind::check_adagrad_args;
+using fastnn::bind::check_adam_args;
+using fastnn::bind::check_batch_norm_args;
+using fastnn::bind::check_clipvalue;
+using fastnn::bind::check_dense_kernel;
+using fastnn::bind::check_no_aliasing;
+using fastnn::bind::check_rmsprop_args;
+using fastnn::bind::check_sgd_args;
+using fastnn::bind::conv2d_geometry;
+using fastnn::bind::MemRange;
+using fastnn::bind::overlaps;
+using fastnn::bind::parse_axis;
+using fastnn::bind::parse_rate;
+using fastnn::bind::parse_u64;
+using fastnn::bind::pool2d_geometry;
+using fastnn::bind::require_nhwc_sizes;
+using fastnn::bind::require_same_shape;
+using fastnn::bind::row_view;
+using fastnn::bind::RowView;
 
 inline DeviceArray new_f32(const std::vector<i64>& shape) { return device_empty(shape, DType::float32); }
 
 inline void require_rank(const DeviceArray& a, std::size_t rank, const char* name, const char* layout) {
-  if (a.shape.size() != rank)
-    value_error(std::string(name) + ": expected a " + std::to_string(rank) + "-D array " + layout +
-                ", got shape " + shape_str(a.shape) + " (" + std::to_string(a.shape.size()) + "-D)");
+  fastnn::bind::require_rank(a.shape, rank, name, layout);
 }
 
 inline void require_shape(const DeviceArray& a, const std::vector<i64>& shape, const char* name) {
-  if (a.shape != shape)
-    value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a.shape));
+  fastnn::bind::require_shape(a.shape, shape, name);
 }
 
-// An axis in [-ndim, ndim) -> [0, ndim).
-int parse_axis(py::handle obj, int ndim, const char* name);
-// A non-negative integer up to 2**64 - 1.
-std::uint64_t parse_u64(py::handle obj, const char* name);
-// The dropout rate, 0 <= rate < 1.
-double parse_rate(py::handle obj);
+inline MemRange memory_of(const DeviceArray& a, const char* name) {
+  return {reinterpret_cast<std::uintptr_t>(a.data), static_cast<std::uintptr_t>(a.nbytes()), name};
+}
 
 }  // namespace bind_cuda
 }  // namespace fastnn

@@ -11,21 +11,6 @@
 
 namespace fastnn {
 
-void conv2d_finish_shape(Conv2dShape& s) {
-  i64 hp = 0, wp = 0;
-  if (s.pt < 0 || s.pb < 0 || s.pl < 0 || s.pr < 0 || s.sh < 1 || s.sw < 1 ||
-      __builtin_add_overflow(s.H, s.pt, &hp) || __builtin_add_overflow(hp, s.pb, &hp) ||
-      __builtin_add_overflow(s.W, s.pl, &wp) || __builtin_add_overflow(wp, s.pr, &wp))
-    throw std::invalid_argument("padding/stride: out of range for input (" + std::to_string(s.H) + ", " +
-                                std::to_string(s.W) + ")");
-  if (s.R > hp || s.S > wp)
-    throw std::invalid_argument("w: kernel (" + std::to_string(s.R) + ", " + std::to_string(s.S) +
-                                ") is larger than the padded input (" + std::to_string(hp) +
-                                ", " + std::to_string(wp) + ")");
-  s.P = (hp - s.R) / s.sh + 1;
-  s.Q = (wp - s.S) / s.sw + 1;
-}
-
 namespace {
 
 // ---------------------------------------------------------------------------

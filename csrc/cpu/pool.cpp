@@ -99,15 +99,6 @@ void max_pool2d_impl(const Pool2dShape& s, const float* x, float* y, i64* idx) {
 
 }  // namespace
 
-bool pool2d_output_size(Pool2dShape& s) {
-  // kh - 2*ph >= 0 because ph <= kh/2, so nothing here can overflow.
-  const i64 eh = s.kh - 2 * s.ph, ew = s.kw - 2 * s.pw;
-  if (eh > s.H || ew > s.W) return false;
-  s.P = (s.H - eh) / s.sh + 1;
-  s.Q = (s.W - ew) / s.sw + 1;
-  return true;
-}
-
 // x: (N, H, W, C) -> y, idx: (N, P, Q, C)
 void max_pool2d(const Pool2dShape& s, const float* x, float* y, i64* idx) {
   if (s.N * s.P * s.Q * s.C == 0) return;

@@ -15,6 +15,9 @@
 // shape alone (segments in (r, s) order, channels in order), so results do not
 // depend on the thread count or on the batch size.
 #pragma once
+#include <stdexcept>
+#include <string>
+
 #include "fastnn/common.hpp"
 
 namespace fastnn {
@@ -32,8 +35,22 @@ enum class ConvAlgorithm { automatic, direct, gemm, winograd };
 // The algorithm "auto" picks for a shape (a fixed rule of the shape only).
 ConvAlgorithm conv2d_auto_algorithm(const Conv2dShape& s);
 
-// Fills P and Q; throws std::invalid_argument on impossible geometry.
-void conv2d_finish_shape(Conv2dShape& s);
+// Fills P and Q; throws std::invalid_argument on impossible geometry. Inline (no
+// kernel in it) so that the CUDA bindings share the rule without the CPU library.
+inline void conv2d_finish_shape(Conv2dShape& s) {
+  i64 hp = 0, wp = 0;
+  if (s.pt < 0 || s.pb < 0 || s.pl < 0 || s.pr < 0 || s.sh < 1 || s.sw < 1 ||
+      __builtin_add_overflow(s.H, s.pt, &hp) || __builtin_add_overflow(hp, s.pb, &hp) ||
+      __builtin_add_overflow(s.W, s.pl, &wp) || __builtin_add_overflow(wp, s.pr, &wp))
+    throw std::invalid_argument("padding/stride: out of range for input (" + std::to_string(s.H) + ", " +
+                                std::to_string(s.W) + ")");
+  if (s.R > hp || s.S > wp)
+    throw std::invalid_argument("w: kernel (" + std::to_string(s.R) + ", " + std::to_string(s.S) +
+                                ") is larger than the padded input (" + std::to_string(hp) +
+                                ", " + std::to_string(wp) + ")");
+  s.P = (hp - s.R) / s.sh + 1;
+  s.Q = (wp - s.S) / s.sw + 1;
+}
 
 // y = conv(x, w) + b, then ReLU when relu is true.
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,

@@ -44,7 +44,14 @@ struct Pool2dShape {
 // Sets s.P and s.Q from the other fields. Returns false (leaving P, Q untouched)
 // when the window is larger than the padded input along either axis. Requires
 // H, W, kh, kw, sh, sw >= 1 and 0 <= ph <= kh/2, 0 <= pw <= kw/2; never overflows.
-bool pool2d_output_size(Pool2dShape& s);
+inline bool pool2d_output_size(Pool2dShape& s) {
+  // kh - 2*ph >= 0 because ph <= kh/2, so nothing here can overflow.
+  const i64 eh = s.kh - 2 * s.ph, ew = s.kw - 2 * s.pw;
+  if (eh > s.H || ew > s.W) return false;
+  s.P = (s.H - eh) / s.sh + 1;
+  s.Q = (s.W - ew) / s.sw + 1;
+  return true;
+}
 
 // x: (N, H, W, C) -> y: (N, P, Q, C), idx: (N, P, Q, C) flat indices into x.
 void max_pool2d(const Pool2dShape& s, const float* x, float* y, i64* idx);
