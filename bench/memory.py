@@ -69,8 +69,8 @@ def _child(lib, workload, steps, threads):
             del cache, grads
     elif workload == "cnn":
         import torch
-        from fastnn.bench.workloads import build_torch_cnn
-        net = build_torch_cnn(torch)
+        from fastnn.bench.peer_torch import build_cnn
+        net = build_cnn(torch)
         opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-8)
         lossf = torch.nn.CrossEntropyLoss()
         xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
