@@ -110,6 +110,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=20, help="CNN training steps (batch 86)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "memory-latest.json"),
+                    help="where to write the JSON (default bench/results/memory-latest.json)")
     ap.add_argument("--child", nargs=2, metavar=("LIB", "WORKLOAD"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1 or args.threads < 1:
@@ -143,8 +145,8 @@ def main(argv=None):
     out = {"threads": args.threads, "steps": args.steps, "machine": platform.machine(),
            "python": platform.python_version(), "results": rows,
            "note": "peak = VmHWM of a fresh process; base = RSS after imports and input data; work = peak - base"}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "memory-latest.json"), "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
     return 0
 

@@ -301,3 +301,21 @@ def test_a_peer_that_fails_while_timed_is_dropped_with_a_note(tmp_path):
     assert set(res.times) == {"fastnn"}
     assert [n for n in res.notes if "timing failed" in n] == ["torch: timing failed: torch worker (threads=1) "
                                                               "exited with code -9"]
+
+
+def test_memory_bench_runs_and_reports_every_row(tmp_path):
+    """bench/memory.py (peak RSS beside PyTorch's, each in a fresh process) runs end to
+    end from a checkout and writes its JSON where it is told."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "memory.json"
+    res = subprocess.run([sys.executable, os.path.join(root, "bench", "memory.py"), "--steps", "3",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    libs = [r["lib"] for r in json.loads(out.read_text())["results"]]
+    assert libs.count("fastnn") == 2, libs
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    assert libs.count("torch") == 2, res.stdout
