@@ -283,6 +283,58 @@ inline void block_cols(const Grid& g, i64 jb, i64& j0, int& nr) {
   nr = static_cast<int>(std::min<i64>(g.NR, g.H - j0));
 }
 
+// aptr[i] = row i of h_{t-1} for the tile's rows n0 .. n0+mr-1.
+inline void prev_rows(const float* h0, const float* h_seq, i64 n0, int mr, i64 t, i64 T, i64 H,
+                      const float* zeros, const float** aptr) {
+  for (int i = 0; i < mr; ++i) aptr[i] = prev_row(h0, h_seq, n0 + i, t, T, H, zeros);
+}
+
+// out (op)= h_{t-1} U (+ bias) for the tile's rows and hidden block jb of each of the G
+// gates, from pack_forward's panels. One column block: all G*H columns at out + c in
+// full-width panels (bias + c). Else gate q's nr columns at out + q*qstride + coloff
+// (bias + q*H + j0). Rows of out are ldo apart. Same bits in both layouts.
+void recurrent_product(const Grid& g, const float* upk, i64 H, i64 G, const float* const* aptr,
+                       int mr, i64 jb, float* out, i64 ldo, i64 qstride, i64 coloff, int flags,
+                       const float* bias) {
+  const MicroKernels& uk = *g.uk;
+  const i64 GH = G * H;
+  if (g.nblocks == 1) {
+    for (i64 c = 0; c < GH; c += g.NR) {
+      const float* b = upk + c * H;  // panel c / NR
+      uk.rowptr(1, H, aptr, &b, g.NR, out + c, ldo, mr, static_cast<int>(std::min<i64>(g.NR, GH - c)),
+                flags, bias ? bias + c : nullptr);
+    }
+    return;
+  }
+  i64 j0;
+  int nr;
+  block_cols(g, jb, j0, nr);
+  for (i64 q = 0; q < G; ++q) {
+    const float* b = upk + (jb * G + q) * H * g.NR;
+    uk.rowptr(1, H, aptr, &b, g.NR, out + q * qstride + coloff, ldo, mr, nr, flags,
+              bias ? bias + q * H + j0 : nullptr);
+  }
+}
+
+// Forward set-up shared by the cells: out (N*T x G*H) = x kernel (+ bias) for all steps
+// as one GEMM, the recurrent kernel packed for the time loop, and a zero row (h_{-1}
+// when no h0 is given).
+struct ForwardSetup {
+  Grid g;
+  Buffer<float> upk, zeros;
+};
+
+ForwardSetup forward_setup(i64 N, i64 T, i64 I, i64 H, i64 G, const float* x, const float* kernel,
+                           const float* rkernel, const float* bias, float* out) {
+  const i64 GH = G * H;
+  sgemm(N * T, GH, I, x, I, 1, kernel, GH, 1, out, GH, bias ? kBias : 0, bias);
+  ForwardSetup f{make_grid(N, H, G), Buffer<float>(), Buffer<float>(static_cast<std::size_t>(GH))};
+  f.upk.resize(static_cast<std::size_t>(f.g.nblocks * GH * f.g.NR));
+  pack_forward(rkernel, H, G, f.g.NR, f.g.nblocks, f.upk.data());
+  f.zeros.zero();
+  return f;
+}
+
 // Gate element loops for the active ISA (rnn_cells_impl.hpp, one copy per ISA).
 const RnnCells& cells() {
   static const RnnCells& c = [] () -> const RnnCells& {
@@ -303,35 +355,20 @@ void lstm_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kerne
                   const float* rkernel, const float* bias, const float* h0,
                   const float* c0, float* h_seq, float* c_seq, float* gates, float* h_T,
                   float* c_T) {
-  const i64 GH = 4 * H, NT = N * T;
-  sgemm(NT, GH, I, x, I, 1, kernel, GH, 1, gates, GH, bias ? kBias : 0, bias);
-  const Grid g = make_grid(N, H, 4);
-  Buffer<float> upk(static_cast<std::size_t>(g.nblocks * GH * g.NR));
-  pack_forward(rkernel, H, 4, g.NR, g.nblocks, upk.data());
-  Buffer<float> zeros(static_cast<std::size_t>(GH));
-  zeros.zero();
-  const float* z = zeros.data();
-  const MicroKernels& uk = *g.uk;
+  const i64 GH = 4 * H;
+  const ForwardSetup f = forward_setup(N, T, I, H, 4, x, kernel, rkernel, bias, gates);
+  const Grid& g = f.g;
+  const float* upk = f.upk.data();
+  const float* z = f.zeros.data();
   const RnnCells& C = cells();
   time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 n0, int mr) {
     i64 j0;
     int nr;
     block_cols(g, jb, j0, nr);
     const float* aptr[kMaxMR];
-    for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
-    float* grow = gates + (n0 * T + t) * GH;  // += h_{t-1} U (same bits either way)
-    if (g.nblocks == 1) {
-      for (i64 p = 0; p * g.NR < GH; ++p) {
-        const float* b = upk.data() + p * H * g.NR;
-        uk.rowptr(1, H, aptr, &b, g.NR, grow + p * g.NR, T * GH, mr,
-                  static_cast<int>(std::min<i64>(g.NR, GH - p * g.NR)), kAccumulate, nullptr);
-      }
-    } else {
-      for (int q = 0; q < 4; ++q) {
-        const float* b = upk.data() + (jb * 4 + q) * H * g.NR;
-        uk.rowptr(1, H, aptr, &b, g.NR, grow + q * H + j0, T * GH, mr, nr, kAccumulate, nullptr);
-      }
-    }
+    prev_rows(h0, h_seq, n0, mr, t, T, H, z, aptr);
+    recurrent_product(g, upk, H, 4, aptr, mr, jb, gates + (n0 * T + t) * GH, T * GH, H, j0,
+                      kAccumulate, nullptr);
     // previous cell state rows: c0 (stride H), zeros (stride 0) or c_seq[:, t-1]
     const float* cp = t == 0 ? (c0 ? c0 + n0 * H + j0 : z) : c_seq + (n0 * T + t - 1) * H + j0;
     const i64 cps = t == 0 ? (c0 ? H : 0) : T * H;
@@ -369,7 +406,7 @@ void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float*
     float* dst = t < 0 ? dh0 : dh.data();
     if (t < T - 1) {  // recurrent gradient dG_{t+1} . U^T
       const float* aptr[kMaxMR];
-      for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? dG + ((n0 + i) * T + t + 1) * GH : z;
+      for (int i = 0; i < mr; ++i) aptr[i] = dG + ((n0 + i) * T + t + 1) * GH;
       const float* b = utpk.data() + jb * GH * g.NR;
       uk.rowptr(1, GH, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
     } else {
@@ -400,42 +437,24 @@ void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float*
 void gru_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
                  const float* rkernel, const float* bias, const float* h0, float* h_seq,
                  float* gates, float* hh, float* h_T) {
-  const i64 GH = 3 * H, NT = N * T;
-  const float* b0 = bias;
-  const float* b1 = bias ? bias + GH : nullptr;
-  sgemm(NT, GH, I, x, I, 1, kernel, GH, 1, gates, GH, b0 ? kBias : 0, b0);
-  const Grid g = make_grid(N, H, 3);
-  Buffer<float> upk(static_cast<std::size_t>(g.nblocks * GH * g.NR));
-  pack_forward(rkernel, H, 3, g.NR, g.nblocks, upk.data());
-  Buffer<float> zeros(static_cast<std::size_t>(GH));
-  zeros.zero();
-  const float* z = zeros.data();
-  const MicroKernels& uk = *g.uk;
+  const i64 GH = 3 * H;
+  const float* b1 = bias ? bias + GH : nullptr;  // row 0 goes with x.kernel, row 1 with h.U
+  const ForwardSetup f = forward_setup(N, T, I, H, 3, x, kernel, rkernel, bias, gates);
+  const Grid& g = f.g;
+  const float* upk = f.upk.data();
+  const float* z = f.zeros.data();
   const RnnCells& C = cells();
   time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 n0, int mr) {
     i64 j0;
     int nr;
     block_cols(g, jb, j0, nr);
     const float* aptr[kMaxMR];
-    for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
+    prev_rows(h0, h_seq, n0, mr, t, T, H, z, aptr);
     // h.U + b1 for this tile: element (gate q, row i, column j) at R[q*qs + i*rs + j]
     float R[3 * kMaxMR * kMaxNR];
     const bool wide = g.nblocks == 1;
     const i64 qs = wide ? H : kMaxMR * kMaxNR, rs = wide ? GH : g.NR;
-    if (wide) {
-      for (i64 p = 0; p * g.NR < GH; ++p) {
-        const float* b = upk.data() + p * H * g.NR;
-        uk.rowptr(1, H, aptr, &b, g.NR, R + p * g.NR, GH, mr,
-                  static_cast<int>(std::min<i64>(g.NR, GH - p * g.NR)), b1 ? kBias : 0,
-                  b1 ? b1 + p * g.NR : nullptr);
-      }
-    } else {
-      for (int q = 0; q < 3; ++q) {
-        const float* b = upk.data() + (jb * 3 + q) * H * g.NR;
-        uk.rowptr(1, H, aptr, &b, g.NR, R + q * qs, g.NR, mr, nr, b1 ? kBias : 0,
-                  b1 ? b1 + q * H + j0 : nullptr);
-      }
-    }
+    recurrent_product(g, upk, H, 3, aptr, mr, jb, R, rs, qs, 0, b1 ? kBias : 0, b1);
     for (int i = 0; i < mr; ++i) {
       const i64 n = n0 + i;
       float* gz = gates + (n * T + t) * GH + j0;
@@ -478,7 +497,7 @@ void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
     float* dst = t < 0 ? dh0 : dh.data();
     if (t < T - 1) {  // dGh_{t+1} . U^T + dh_{t+1} * z_{t+1}
       const float* aptr[kMaxMR];
-      for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? dGh + ((n0 + i) * T + t + 1) * GH : z;
+      for (int i = 0; i < mr; ++i) aptr[i] = dGh + ((n0 + i) * T + t + 1) * GH;
       const float* b = utpk.data() + jb * GH * g.NR;
       uk.rowptr(1, GH, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
       for (int i = 0; i < mr; ++i) {
@@ -518,25 +537,19 @@ void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
 void rnn_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
                  const float* rkernel, const float* bias, const float* h0, float* h_seq,
                  float* h_T) {
-  const i64 NT = N * T;
-  sgemm(NT, H, I, x, I, 1, kernel, H, 1, h_seq, H, bias ? kBias : 0, bias);
-  const Grid g = make_grid(N, H, 1);
-  Buffer<float> upk(static_cast<std::size_t>(g.nblocks * H * g.NR));
-  pack_forward(rkernel, H, 1, g.NR, g.nblocks, upk.data());
-  Buffer<float> zeros(static_cast<std::size_t>(H));
-  zeros.zero();
-  const float* z = zeros.data();
-  const MicroKernels& uk = *g.uk;
+  const ForwardSetup f = forward_setup(N, T, I, H, 1, x, kernel, rkernel, bias, h_seq);
+  const Grid& g = f.g;
+  const float* upk = f.upk.data();
+  const float* z = f.zeros.data();
   const RnnCells& C = cells();
   time_loop(g, 0, T - 1, 1, [&](i64 t, i64 jb, i64 n0, int mr) {
     i64 j0;
     int nr;
     block_cols(g, jb, j0, nr);
     const float* aptr[kMaxMR];
-    for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? prev_row(h0, h_seq, n0 + i, t, T, H, z) : z;
-    const float* b = upk.data() + jb * H * g.NR;
-    uk.rowptr(1, H, aptr, &b, g.NR, h_seq + (n0 * T + t) * H + j0, T * H, mr, nr, kAccumulate,
-              nullptr);
+    prev_rows(h0, h_seq, n0, mr, t, T, H, z, aptr);
+    recurrent_product(g, upk, H, 1, aptr, mr, jb, h_seq + (n0 * T + t) * H, T * H, 0, j0,
+                      kAccumulate, nullptr);
     for (int i = 0; i < mr; ++i) {
       float* ho = h_seq + ((n0 + i) * T + t) * H + j0;
       C.tanh_inplace(nr, ho);
@@ -567,7 +580,7 @@ void rnn_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
     float* dst = t < 0 ? dh0 : dh.data();
     if (t < T - 1) {
       const float* aptr[kMaxMR];
-      for (int i = 0; i < g.MR; ++i) aptr[i] = i < mr ? dG + ((n0 + i) * T + t + 1) * H : z;
+      for (int i = 0; i < mr; ++i) aptr[i] = dG + ((n0 + i) * T + t + 1) * H;
       const float* b = utpk.data() + jb * H * g.NR;
       uk.rowptr(1, H, aptr, &b, g.NR, dst + n0 * H + j0, H, mr, nr, 0, nullptr);
     } else {
