@@ -15,11 +15,14 @@ ConvAlgorithm parse_algorithm(const std::string& a) {
   if (a == "direct") return ConvAlgorithm::direct;
   if (a == "gemm") return ConvAlgorithm::gemm;
   if (a == "winograd") return ConvAlgorithm::winograd;
-  value_error("algorithm: expected 'auto', 'direct', 'gemm' or 'winograd', got '" + a + "'");
+  if (a == "winograd_f2x2") return ConvAlgorithm::winograd_f2x2;
+  if (a == "winograd_f4x4") return ConvAlgorithm::winograd_f4x4;
+  value_error("algorithm: expected 'auto', 'direct', 'gemm', 'winograd', 'winograd_f2x2' or 'winograd_f4x4', got '" +
+              a + "'");
 }
 
 void check_algorithm(const Conv2dShape& s, ConvAlgorithm algo) {
-  if (algo == ConvAlgorithm::winograd && !winograd_supported(s.R, s.S, s.sh, s.sw))
+  if (is_winograd(algo) && !winograd_supported(s.R, s.S, s.sh, s.sw))
     value_error("algorithm: 'winograd' needs a 3x3 or 5x5 kernel with stride 1, got kernel (" +
                 std::to_string(s.R) + ", " + std::to_string(s.S) + ") stride (" + std::to_string(s.sh) +
                 ", " + std::to_string(s.sw) + ")");

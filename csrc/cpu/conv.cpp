@@ -355,9 +355,17 @@ void backward_weight_gemm(const Conv2dShape& s, const float* dy, const float* x,
 
 ConvAlgorithm resolve(const Conv2dShape& s, ConvAlgorithm algo) {
   if (algo == ConvAlgorithm::automatic) return conv2d_auto_algorithm(s);
-  if (algo == ConvAlgorithm::winograd && !winograd_supported(s.R, s.S, s.sh, s.sw))
+  if (is_winograd(algo) && !winograd_supported(s.R, s.S, s.sh, s.sw))
     throw std::invalid_argument("algorithm: 'winograd' needs a 3x3 or 5x5 kernel with stride 1");
   return algo;
+}
+
+// The Winograd output tile (2 or 4) of a resolved Winograd algorithm for the
+// convolution that produces a P x Q output.
+int winograd_tile(ConvAlgorithm a, i64 r, i64 P, i64 Q) {
+  if (a == ConvAlgorithm::winograd_f2x2) return 2;
+  if (a == ConvAlgorithm::winograd_f4x4) return 4;
+  return winograd_auto_tile(r, P, Q);
 }
 
 }  // namespace
@@ -374,12 +382,14 @@ ConvAlgorithm conv2d_auto_algorithm(const Conv2dShape& s) {
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, bool relu, ConvAlgorithm algo) {
   if (s.N * s.P * s.Q == 0) return;
-  switch (resolve(s, algo)) {
-    case ConvAlgorithm::direct: forward_direct(s, x, w, b, y, relu); break;
-    case ConvAlgorithm::winograd:
-      winograd_conv2d(s.N, s.H, s.W, s.C, s.K, static_cast<int>(s.R), s.pt, s.pl, s.P, s.Q, x, w, b, y, relu);
-      break;
-    default: forward_gemm(s, x, w, b, y, relu); break;
+  const ConvAlgorithm a = resolve(s, algo);
+  if (a == ConvAlgorithm::direct) {
+    forward_direct(s, x, w, b, y, relu);
+  } else if (is_winograd(a)) {
+    winograd_conv2d(s.N, s.H, s.W, s.C, s.K, winograd_tile(a, s.R, s.P, s.Q), static_cast<int>(s.R),
+                    s.pt, s.pl, s.P, s.Q, x, w, b, y, relu);
+  } else {
+    forward_gemm(s, x, w, b, y, relu);
   }
 }
 
@@ -389,11 +399,11 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   const ConvAlgorithm a = resolve(s, algo);
   if (a == ConvAlgorithm::direct) {
     backward_data_direct(s, dy, w, dx);
-  } else if (a == ConvAlgorithm::winograd) {
+  } else if (is_winograd(a)) {
     // dx = conv(dy, w flipped in (r, s) and transposed to (K, C)), padding R-1-pt.
     Buffer<float> wf(static_cast<std::size_t>(s.R * s.S * s.K * s.C));
     flip_transpose_weights(s, w, wf.data());
-    winograd_conv2d(s.N, s.P, s.Q, s.K, s.C, static_cast<int>(s.R), s.R - 1 - s.pt, s.S - 1 - s.pl, s.H, s.W,
+    winograd_conv2d(s.N, s.P, s.Q, s.K, s.C, winograd_tile(a, s.R, s.H, s.W), static_cast<int>(s.R), s.R - 1 - s.pt, s.S - 1 - s.pl, s.H, s.W,
                     dy, wf.data(), nullptr, dx, false);
   } else if (s.sh == 1 && s.sw == 1) {
     backward_data_stride1(s, dy, w, dx);

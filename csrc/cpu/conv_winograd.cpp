@@ -20,7 +20,6 @@
 #include "fastnn/conv_winograd.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 
 #include "fastnn/gemm.hpp"
@@ -30,75 +29,33 @@
 
 namespace fastnn {
 
-namespace {
-
-// Solves for the inverse of the alpha x alpha matrix (Gauss-Jordan, partial pivoting).
-void invert(double (*a)[kMaxAlpha], double (*inv)[kMaxAlpha], int n) {
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) inv[i][j] = (i == j) ? 1.0 : 0.0;
-  for (int col = 0; col < n; ++col) {
-    int piv = col;
-    for (int i = col + 1; i < n; ++i)
-      if (std::fabs(a[i][col]) > std::fabs(a[piv][col])) piv = i;
-    for (int j = 0; j < n; ++j) {
-      std::swap(a[col][j], a[piv][j]);
-      std::swap(inv[col][j], inv[piv][j]);
-    }
-    const double d = a[col][col];
-    for (int j = 0; j < n; ++j) {
-      a[col][j] /= d;
-      inv[col][j] /= d;
-    }
-    for (int i = 0; i < n; ++i) {
-      if (i == col) continue;
-      const double f = a[i][col];
-      for (int j = 0; j < n; ++j) {
-        a[i][j] -= f * a[col][j];
-        inv[i][j] -= f * inv[col][j];
-      }
-    }
-  }
-}
-
-WinogradTransforms make_transforms(int r) {
-  WinogradTransforms t;
-  t.r = r;
-  t.alpha = r + 1;
-  const int n = t.alpha;
-  // finite points; the last point is infinity
-  static const double pts3[] = {0.0, 1.0, -1.0};
-  static const double pts5[] = {0.0, 1.0, -1.0, 0.5, -2.0};
-  const double* p = r == 3 ? pts3 : pts5;
-  double V[kMaxAlpha][kMaxAlpha] = {}, C[kMaxAlpha][kMaxAlpha] = {};
-  for (int k = 0; k < n; ++k)
-    for (int i = 0; i < n; ++i)
-      V[k][i] = (k < n - 1) ? std::pow(p[k], i) : (i == n - 1 ? 1.0 : 0.0);
-  invert(V, C, n);
-  for (int k = 0; k < n; ++k) {
-    for (int i = 0; i < 2; ++i)  // AT = V_2^T
-      t.AT[i][k] = static_cast<float>((k < n - 1) ? std::pow(p[k], i) : (i == 1 ? 1.0 : 0.0));
-    for (int j = 0; j < r; ++j)  // G = V_r
-      t.G[k][j] = static_cast<float>((k < n - 1) ? std::pow(p[k], j) : (j == r - 1 ? 1.0 : 0.0));
-    for (int i = 0; i < n; ++i)  // BT = C^T
-      t.BT[k][i] = static_cast<float>(C[i][k]);
-  }
-  return t;
-}
-
-}  // namespace
-
-const WinogradTransforms& winograd_transforms(int r) {
-  static const WinogradTransforms t3 = make_transforms(3), t5 = make_transforms(5);
-  return r == 3 ? t3 : t5;
+const WinogradTransforms& winograd_transforms(int m, int r) {
+  static constexpr WinogradTransforms t23 = WinoConst<2, 3>::T, t25 = WinoConst<2, 5>::T,
+                                      t43 = WinoConst<4, 3>::T, t45 = WinoConst<4, 5>::T;
+  if (m == 2) return r == 3 ? t23 : t25;
+  return r == 3 ? t43 : t45;
 }
 
 bool winograd_supported(i64 R, i64 S, i64 sh, i64 sw) {
   return R == S && (R == 3 || R == 5) && sh == 1 && sw == 1;
 }
 
-void winograd_conv2d(i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt, i64 pl, i64 P, i64 Q,
+int winograd_auto_tile(i64 r, i64 P, i64 Q) {
+  // Products per output pixel and channel pair: alpha^2 / m^2 times the share of
+  // computed (tile-padded) outputs that are real. F(4x4) needs fewer (2.25 vs 4 for
+  // 3x3, 4 vs 9 for 5x5) unless the padding of the last tiles eats that: outputs of
+  // 1-2 pixels, and 5-6 pixels for 3x3 kernels, keep F(2x2).
+  auto products = [&](i64 m) {
+    const double a = static_cast<double>(m + r - 1);
+    const double padded = static_cast<double>(ceil_div(P, m) * m * ceil_div(Q, m) * m);
+    return a * a / static_cast<double>(m * m) * padded / static_cast<double>(P * Q);
+  };
+  return products(4) < products(2) ? 4 : 2;
+}
+
+void winograd_conv2d(i64 N, i64 H, i64 W, i64 C, i64 K, int m, int r, i64 pt, i64 pl, i64 P, i64 Q,
                      const float* x, const float* w, const float* b, float* y, bool relu) {
-  const WinogradTransforms& T = winograd_transforms(r);
+  const WinogradTransforms& T = winograd_transforms(m, r);
 #ifdef FASTNN_X86
   if (active_isa() == Isa::avx512) return winograd_conv2d_avx512(T, N, H, W, C, K, r, pt, pl, P, Q, x, w, b, y, relu);
   if (active_isa() == Isa::avx2) return winograd_conv2d_avx2(T, N, H, W, C, K, r, pt, pl, P, Q, x, w, b, y, relu);

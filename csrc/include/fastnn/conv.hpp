@@ -30,7 +30,13 @@ struct Conv2dShape {
   i64 P, Q;            // output spatial size
 };
 
-enum class ConvAlgorithm { automatic, direct, gemm, winograd };
+// winograd: Winograd with the output tile chosen by winograd_auto_tile; winograd_f2x2 /
+// winograd_f4x4: Winograd F(2x2, r x r) / F(4x4, r x r) explicitly.
+enum class ConvAlgorithm { automatic, direct, gemm, winograd, winograd_f2x2, winograd_f4x4 };
+
+inline bool is_winograd(ConvAlgorithm a) {
+  return a == ConvAlgorithm::winograd || a == ConvAlgorithm::winograd_f2x2 || a == ConvAlgorithm::winograd_f4x4;
+}
 
 // The algorithm "auto" picks for a shape (a fixed rule of the shape only).
 ConvAlgorithm conv2d_auto_algorithm(const Conv2dShape& s);
