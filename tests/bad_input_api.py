@@ -142,6 +142,8 @@ def layer_cases():
         for cls in (layers.MaxPooling2D, layers.AveragePooling2D):
             yield "layers", f"{cls.__name__}(pool_size={v!r})", lambda v=v, c=cls: c(v)
             yield "layers", f"{cls.__name__}(strides={v!r})", lambda v=v, c=cls: c(2, strides=v)
+    for v in ["bogus", "WINOGRAD", "", None, 3, ["gemm"]]:
+        yield "layers", f"Conv2D(algorithm={v!r})", lambda v=v: layers.Conv2D(4, 3, algorithm=v)
     for v in ["full", "causal", 1, 0, None, ""]:
         yield "layers", f"Conv2D(padding={v!r})", lambda v=v: layers.Conv2D(4, 3, padding=v)
         yield "layers", f"MaxPooling2D(padding={v!r})", lambda v=v: layers.MaxPooling2D(2, padding=v)

@@ -18,7 +18,7 @@ from fastnn.data import ImageDataGenerator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "distributed_fit.py")
-PER_STEP_ATOL = 1e-6  # vs a single process with the global batch (observed <= 6e-8, |w| <= 0.16)
+PER_STEP_ATOL = 1e-6  # vs a single process with the global batch (observed <= 3.4e-8, |w| <= 0.16)
 
 
 def _env():
@@ -209,7 +209,7 @@ def test_two_ranks_match_one_process_with_the_doubled_batch(two_rank_runs):
     result, _ = two_rank_runs[0]
     assert result["reference_steps"] == result["steps"]
     diffs = result["max_abs_diff_vs_single_per_step"]
-    assert max(diffs) <= PER_STEP_ATOL, diffs
+    assert max(diffs) <= PER_STEP_ATOL, repr(diffs) + "  " + repr(result["max_abs_weight_per_step"])
     (d1, d2), (s1, s2) = result["history"], result["history_single"]
     for dist_h, single_h in ((d1, s1), (d2, s2)):
         assert dist_h.keys() == single_h.keys()

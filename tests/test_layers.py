@@ -204,11 +204,33 @@ def test_constructor_error_names_argument():
         layers.Conv2D(-1, 3)
     with pytest.raises(ValueError, match="padding"):
         layers.Conv2D(8, 3, padding="full")
+    with pytest.raises(ValueError, match="algorithm: expected one of 'auto'.*got 'fft'"):
+        layers.Conv2D(8, 3, algorithm="fft")
+
+
+@pytest.mark.parametrize("algorithm", ["gemm", "winograd_f2x2", "winograd_f4x4", "direct"])
+def test_conv2d_layer_uses_its_algorithm(algorithm):
+    rs = np.random.default_rng(5)
+    x = rs.standard_normal((2, 9, 9, 16)).astype(np.float32)
+    layer = layers.Conv2D(16, 3, padding="same", activation="relu", algorithm=algorithm,
+                          bias_initializer="glorot_uniform")
+    one_layer(layer, x.shape[1:])
+    y = layer.forward(x)
+    k, b = layer.kernel.value, layer.bias.value
+    want = np.maximum(fnn.ops.conv2d(x, k, b, padding="same", algorithm=algorithm), 0)
+    np.testing.assert_array_equal(y, want)
+    layer.forward(x, training=True)
+    dy = rs.standard_normal(y.shape).astype(np.float32)
+    layer.backward(dy)
+    dz = np.where(y > 0, dy, 0).astype(np.float32)
+    np.testing.assert_array_equal(layer.kernel.grad,
+                                  fnn.ops.conv2d_backward(dz, x, k, padding="same", algorithm=algorithm)[1])
 
 
 # ---------------------------------------------------------------- config round trips
 @pytest.mark.parametrize("make", [
     lambda: layers.Conv2D(5, (3, 2), strides=(2, 1), padding="same", activation="tanh", use_bias=False),
+    lambda: layers.Conv2D(4, 5, padding="same", activation="relu", algorithm="winograd_f2x2"),
     lambda: layers.Dense(7, activation="sigmoid", kernel_regularizer=fnn.regularizers.l2(1e-3)),
     lambda: layers.MaxPool2D(3, strides=2, padding="same"),
     lambda: layers.AveragePooling2D((2, 3)),

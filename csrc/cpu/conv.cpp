@@ -414,8 +414,15 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
                             ConvAlgorithm algo) {
-  if (resolve(s, algo) == ConvAlgorithm::direct) backward_weight_direct(s, dy, x, dw);
-  else backward_weight_gemm(s, dy, x, dw);
+  const ConvAlgorithm a = resolve(s, algo);
+  if (a == ConvAlgorithm::direct) {
+    backward_weight_direct(s, dy, x, dw);
+  } else if (is_winograd(a)) {
+    winograd_conv2d_backward_weight(s.N, s.H, s.W, s.C, s.K, winograd_tile(a, s.R, s.P, s.Q), static_cast<int>(s.R),
+                                    s.pt, s.pl, s.P, s.Q, x, dy, dw);
+  } else {
+    backward_weight_gemm(s, dy, x, dw);
+  }
 }
 
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db) {

@@ -63,6 +63,19 @@ void winograd_conv2d(i64 N, i64 H, i64 W, i64 C, i64 K, int m, int r, i64 pt, i6
   winograd_conv2d_generic(T, N, H, W, C, K, r, pt, pl, P, Q, x, w, b, y, relu);
 }
 
+void winograd_conv2d_backward_weight(i64 N, i64 H, i64 W, i64 C, i64 K, int m, int r, i64 pt, i64 pl, i64 P, i64 Q,
+                                     const float* x, const float* dy, float* dw) {
+#ifdef FASTNN_X86
+  if (active_isa() == Isa::avx512) return winograd_backward_weight_avx512(m, r, N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+  if (active_isa() == Isa::avx2) return winograd_backward_weight_avx2(m, r, N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+#endif
+  winograd_backward_weight_generic(m, r, N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+}
+
+void winograd_backward_weight_generic(FASTNN_WINOGRAD_WGRAD_ARGS) {
+  winograd_generic::winograd_backward_weight_impl(m, r, N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+}
+
 void winograd_conv2d_generic(FASTNN_WINOGRAD_ARGS) {
   winograd_generic::winograd_conv2d_impl(T, N, H, W, C, K, r, pt, pl, P, Q, x, w, b, y, relu);
 }

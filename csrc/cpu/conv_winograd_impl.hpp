@@ -74,7 +74,7 @@ inline void output_transform(const float* m, i64 mstride, i64 k0, VT (&out)[M][M
     VT col[A];
 #pragma GCC unroll 8
     for (int a = 0; a < A; ++a) col[a] = load_v<VT>(m + (a * A + bb) * mstride + k0);
-#pragma GCC unroll 4
+#pragma GCC unroll 5
     for (int oi = 0; oi < M; ++oi) {
       VT acc = col[0] * K::T.AT[oi][0];
 #pragma GCC unroll 8
@@ -83,9 +83,9 @@ inline void output_transform(const float* m, i64 mstride, i64 k0, VT (&out)[M][M
       t[oi][bb] = acc;
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 5
   for (int oi = 0; oi < M; ++oi)
-#pragma GCC unroll 4
+#pragma GCC unroll 5
     for (int oj = 0; oj < M; ++oj) {
       VT acc = t[oi][0] * K::T.AT[oj][0];
 #pragma GCC unroll 8
@@ -307,6 +307,171 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
       }
     }
   }
+}
+
+// D[(a*A + b)*dstride + k0 ...] = (G g G^T)[a][b], where g[u][v] is the vector at
+// src[u*R + v] + k0 (an R x R tile of dy in the weight gradient, which runs
+// F(M x M, R x R) with M = the kernel size and R = the dy tile).
+template <int M, int R, typename VT>
+inline void filter_transform(const float* const* src, i64 k0, float* D, i64 dstride) {
+  using K = WinoConst<M, R>;
+  constexpr int A = K::A;
+  VT t[A][R];
+#pragma GCC unroll 5
+  for (int v = 0; v < R; ++v) {
+    VT g[R];
+#pragma GCC unroll 5
+    for (int u = 0; u < R; ++u) g[u] = load_v<VT>(src[u * R + v] + k0);
+#pragma GCC unroll 8
+    for (int a = 0; a < A; ++a) {
+      VT acc = g[0] * K::T.G[a][0];
+#pragma GCC unroll 5
+      for (int u = 1; u < R; ++u)
+        if (K::T.G[a][u] != 0.0f) acc += g[u] * K::T.G[a][u];
+      t[a][v] = acc;
+    }
+  }
+#pragma GCC unroll 8
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+    for (int bb = 0; bb < A; ++bb) {
+      VT acc = t[a][0] * K::T.G[bb][0];
+#pragma GCC unroll 5
+      for (int v = 1; v < R; ++v)
+        if (K::T.G[bb][v] != 0.0f) acc += t[a][v] * K::T.G[bb][v];
+      store_v<VT>(D + (a * A + bb) * dstride + k0, acc);
+    }
+}
+
+// dw (RK x RK x C x K) = sum over n, p, q of x(n, p - pt + i, q - pl + j, c) . dy(n, p, q, k)
+// as Winograd F(RK x RK, MT x MT): each MT x MT tile of dy is the "filter" of a
+// correlation with the (MT + RK - 1)^2 tile of x under it, whose RK x RK output is
+// the tile's share of dw. Per transformed position xi the shares of all tiles are
+// one GEMM over tiles, Mw[xi] (C x K) += V[xi]^T (C x tiles) . D[xi] (tiles x K);
+// dw = AT Mw AT^T at the end. The tiles are cut into chunks fixed by the shape,
+// each summed by one thread into its own partial Mw, and the partials are added in
+// chunk order: the same bits for any thread count.
+template <int RK, int MT>
+void winograd_weight_grad(i64 N, i64 H, i64 W, i64 C, i64 K, i64 pt, i64 pl, i64 P, i64 Q, const float* x,
+                          const float* dy, float* dw) {
+  constexpr int A = WinoConst<RK, MT>::A;
+  constexpr int A2 = A * A;
+  const i64 wsize = static_cast<i64>(RK) * RK * C * K;
+  const i64 msize = static_cast<i64>(A2) * C * K;
+  if (N * P * Q == 0) {
+    for (i64 i = 0; i < wsize; ++i) dw[i] = 0.0f;
+    return;
+  }
+  const MicroKernels& uk = micro_kernels();
+  const int MR = uk.MR, NR = uk.NR;
+  const i64 th = ceil_div(P, MT), tw = ceil_div(Q, MT);
+  const i64 ntiles = N * th * tw;
+  const i64 tbmax = winograd_tile_block(A, C, K);
+  // At most 8 chunks of whole blocks (a rule of the shape only).
+  const i64 nblocks_all = ceil_div(ntiles, tbmax);
+  const i64 blocks_per_chunk = std::max<i64>(ceil_div(nblocks_all, 8), 2);
+  const i64 nchunks = ceil_div(nblocks_all, blocks_per_chunk);
+  static thread_local Buffer<float> partial_tls;  // grow-only, on the calling thread
+  partial_tls.resize(static_cast<std::size_t>(nchunks * msize));
+  float* partial = partial_tls.data();
+  Buffer<float> zeros(static_cast<std::size_t>(std::max(C, K)));
+  zeros.zero();
+  const i64 cblocks = ceil_div(C, MR), kpanels = ceil_div(K, NR);
+  const int nthreads = (2.0 * N * P * Q * RK * RK * C * K < 2.0e5 || nchunks == 1) ? 1 : num_threads();
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
+  {
+    static thread_local Buffer<float> V, D;
+    V.resize(static_cast<std::size_t>(A2 * tbmax * C));
+    D.resize(static_cast<std::size_t>(A2 * tbmax * K));
+    Buffer<const float*> src(static_cast<std::size_t>(A2));
+    Buffer<const float*> aseg(static_cast<std::size_t>(1)), bseg(static_cast<std::size_t>(1));
+    // Any schedule gives the same bits: each chunk has its own partial.
+#pragma omp for schedule(dynamic, 1)
+    for (i64 ch = 0; ch < nchunks; ++ch) {
+      float* Mw = partial + ch * msize;
+      const i64 b_end = std::min<i64>(nblocks_all, (ch + 1) * blocks_per_chunk);
+      for (i64 blk = ch * blocks_per_chunk; blk < b_end; ++blk) {
+        const i64 t0 = blk * tbmax;
+        const i64 tb = std::min<i64>(tbmax, ntiles - t0);
+        for (i64 t = 0; t < tb; ++t) {
+          const i64 tile = t0 + t;
+          const i64 n = tile / (th * tw), ti = (tile / tw) % th, tj = tile % tw;
+          // V: the x tile under dy's tile, through BT
+          const i64 h0 = MT * ti - pt, w0 = MT * tj - pl;
+          for (int a = 0; a < A; ++a)
+            for (int bb = 0; bb < A; ++bb) {
+              const i64 h = h0 + a, ww = w0 + bb;
+              src[a * A + bb] = (h >= 0 && h < H && ww >= 0 && ww < W) ? x + ((n * H + h) * W + ww) * C
+                                                                      : zeros.data();
+            }
+          input_transform_all<RK, MT>(src.data(), C, V.data() + t * C, tbmax * C);
+          // D: dy's tile through G
+          for (int u = 0; u < MT; ++u)
+            for (int v = 0; v < MT; ++v) {
+              const i64 p = MT * ti + u, q = MT * tj + v;
+              src[u * MT + v] = (p < P && q < Q) ? dy + ((n * P + p) * Q + q) * K : zeros.data();
+            }
+          i64 k0 = 0;
+          for (; k0 + kLanes <= K; k0 += kLanes)
+            filter_transform<RK, MT, vec16>(src.data(), k0, D.data() + t * K, tbmax * K);
+          for (; k0 < K; ++k0) filter_transform<RK, MT, float>(src.data(), k0, D.data() + t * K, tbmax * K);
+        }
+        const int flags = blk == ch * blocks_per_chunk ? 0 : kAccumulate;
+        for (int xi = 0; xi < A2; ++xi) {
+          aseg[0] = V.data() + static_cast<i64>(xi) * tbmax * C;
+          const float* Dx = D.data() + static_cast<i64>(xi) * tbmax * K;
+          float* Mx = Mw + static_cast<i64>(xi) * C * K;
+          for (i64 cb = 0; cb < cblocks; ++cb) {
+            const i64 c0 = cb * MR;
+            const int mr = static_cast<int>(std::min<i64>(MR, C - c0));
+            for (i64 j = 0; j < kpanels; ++j) {
+              const i64 kk = j * NR;
+              const int nr = static_cast<int>(std::min<i64>(NR, K - kk));
+              bseg[0] = Dx + kk;
+              uk.colseg(1, tb, aseg.data(), C, c0, bseg.data(), K, Mx + c0 * K + kk, K, mr, nr, flags);
+            }
+          }
+        }
+      }
+    }
+    // Sum the partials in chunk order (into the first), then dw = AT Mw AT^T.
+#pragma omp for schedule(static)
+    for (i64 c = 0; c < C; ++c) {
+      for (int xi = 0; xi < A2; ++xi) {
+        float* m0 = partial + static_cast<i64>(xi) * C * K + c * K;
+        for (i64 ch = 1; ch < nchunks; ++ch) {
+          const float* mc = m0 + ch * msize;
+          for (i64 k = 0; k < K; ++k) m0[k] += mc[k];
+        }
+      }
+      const float* mrow = partial + c * K;
+      for (i64 k0 = 0; k0 < K; k0 += kLanes) {
+        const int L = static_cast<int>(std::min<i64>(kLanes, K - k0));
+        if (L == kLanes) {
+          vec16 o[RK][RK];
+          output_transform<RK, MT, vec16>(mrow, C * K, k0, o);
+          for (int i = 0; i < RK; ++i)
+            for (int j = 0; j < RK; ++j) store_v<vec16>(dw + ((i * RK + j) * C + c) * K + k0, o[i][j]);
+        } else {
+          for (int l = 0; l < L; ++l) {
+            float o1[RK][RK];
+            output_transform<RK, MT, float>(mrow, C * K, k0 + l, o1);
+            for (int i = 0; i < RK; ++i)
+              for (int j = 0; j < RK; ++j) dw[((i * RK + j) * C + c) * K + k0 + l] = o1[i][j];
+          }
+        }
+      }
+    }
+  }
+}
+
+inline void winograd_backward_weight_impl(int m, int r, i64 N, i64 H, i64 W, i64 C, i64 K, i64 pt, i64 pl, i64 P,
+                                          i64 Q, const float* x, const float* dy, float* dw) {
+  if (m == 2 && r == 3) winograd_weight_grad<3, 2>(N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+  else if (m == 2) winograd_weight_grad<5, 2>(N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+  else if (r == 3) winograd_weight_grad<3, 4>(N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
+  else winograd_weight_grad<5, 4>(N, H, W, C, K, pt, pl, P, Q, x, dy, dw);
 }
 
 inline void winograd_conv2d_impl(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt,

@@ -1,5 +1,7 @@
-// Transform matrices of Winograd F(m x m, r x r), m = 2 or 4, r = 3 or 5
-// (internal to the convolution files).
+// Transform matrices of Winograd F(m x m, r x r) (internal to the convolution
+// files): an m x m output tile of an r x r correlation. The forward and data
+// gradient use m = 2 or 4 with r = 3 or 5; the weight gradient swaps the roles
+// (output r x r = the kernel, "filter" m x m = a tile of dy).
 //
 // Construction (Toom-Cook): with alpha = m + r - 1 interpolation points (alpha - 1
 // finite points p_k and infinity), the correlation of an m-wide output with an
@@ -17,7 +19,7 @@
 namespace fastnn {
 
 constexpr int kMaxAlpha = 8;
-constexpr int kMaxTile = 4;
+constexpr int kMaxTile = 5;
 constexpr int kMaxTaps = 5;
 
 struct WinogradTransforms {
@@ -37,15 +39,16 @@ constexpr double pow_i(double b, int e) {
 }
 constexpr float snap(double v) { return abs_d(v) < 1e-12 ? 0.0f : static_cast<float>(v); }
 
-// The finite interpolation points of each (m, r): {0, +-1, 1/2, -2} chosen for the
-// smallest float32 error among the small sets tried (see the README's error table).
-constexpr double kPoints2x3[] = {0.0, 1.0, -1.0};
-constexpr double kPoints2x5[] = {0.0, 1.0, -1.0, 0.5, -2.0};
-constexpr double kPoints4x3[] = {0.0, 1.0, -1.0, 0.5, -2.0};
-constexpr double kPoints4x5[] = {0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0};
+// The alpha - 1 finite interpolation points for alpha = 4, 6, 8 (infinity is the
+// last point): small, exactly representable values; for alpha = 6, {0, +-1, 1/2, -2}
+// had the smallest float32 error among the sets tried (about 2.5x below {0, +-1, +-2}
+// for F(4x4, 3x3)).
+constexpr double kPoints4[] = {0.0, 1.0, -1.0};
+constexpr double kPoints6[] = {0.0, 1.0, -1.0, 0.5, -2.0};
+constexpr double kPoints8[] = {0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0};
 
-constexpr const double* points(int m, int r) {
-  return m == 2 ? (r == 3 ? kPoints2x3 : kPoints2x5) : (r == 3 ? kPoints4x3 : kPoints4x5);
+constexpr const double* points(int alpha) {
+  return alpha == 4 ? kPoints4 : alpha == 6 ? kPoints6 : kPoints8;
 }
 
 // V_n evaluated at the alpha points: row k, column i (i < n).
@@ -59,7 +62,7 @@ constexpr WinogradTransforms build(int m, int r) {
   t.r = r;
   t.alpha = m + r - 1;
   const int n = t.alpha;
-  const double* p = points(m, r);
+  const double* p = points(n);
   double a[kMaxAlpha][kMaxAlpha] = {}, inv[kMaxAlpha][kMaxAlpha] = {};
   for (int k = 0; k < n; ++k)
     for (int i = 0; i < n; ++i) {
@@ -110,14 +113,22 @@ struct WinoConst {
 
 const WinogradTransforms& winograd_transforms(int m, int r);  // m = 2 or 4, r = 3 or 5
 
+// The weight gradient's arguments: dw (r, r, C, K) from x (N, H, W, C) and dy (N, P, Q, K).
+#define FASTNN_WINOGRAD_WGRAD_ARGS                                                                  \
+  int m, int r, i64 N, i64 H, i64 W, i64 C, i64 K, i64 pt, i64 pl, i64 P, i64 Q, const float *x, \
+      const float *dy, float *dw
+
 #define FASTNN_WINOGRAD_ARGS                                                                   \
   const WinogradTransforms &T, i64 N, i64 H, i64 W, i64 C, i64 K, int r, i64 pt, i64 pl, i64 P, \
       i64 Q, const float *x, const float *w, const float *b, float *y, bool relu
 
 void winograd_conv2d_generic(FASTNN_WINOGRAD_ARGS);
+void winograd_backward_weight_generic(FASTNN_WINOGRAD_WGRAD_ARGS);
 #ifdef FASTNN_X86
 void winograd_conv2d_avx2(FASTNN_WINOGRAD_ARGS);
 void winograd_conv2d_avx512(FASTNN_WINOGRAD_ARGS);
+void winograd_backward_weight_avx2(FASTNN_WINOGRAD_WGRAD_ARGS);
+void winograd_backward_weight_avx512(FASTNN_WINOGRAD_WGRAD_ARGS);
 #endif
 
 }  // namespace fastnn

@@ -17,4 +17,9 @@ int winograd_auto_tile(i64 r, i64 P, i64 Q);
 void winograd_conv2d(i64 N, i64 H, i64 W, i64 C, i64 K, int m, int r, i64 pt, i64 pl, i64 P, i64 Q,
                      const float* x, const float* w, const float* b, float* y, bool relu);
 
+// dw (r, r, C, K) = the weight gradient of that convolution for dy (N, P, Q, K):
+// Winograd F(r x r, m x m) over m x m tiles of dy (see conv_winograd_impl.hpp).
+void winograd_conv2d_backward_weight(i64 N, i64 H, i64 W, i64 C, i64 K, int m, int r, i64 pt, i64 pl, i64 P, i64 Q,
+                                     const float* x, const float* dy, float* dw);
+
 }  // namespace fastnn

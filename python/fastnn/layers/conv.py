@@ -21,11 +21,22 @@ def _same_pads(n, k, s):
     return total // 2, total - total // 2
 
 
+CONV_ALGORITHMS = ("auto", "direct", "gemm", "winograd", "winograd_f2x2", "winograd_f4x4")
+
+
 class Conv2D(_Activated):
+    """Keras's Conv2D (channels_last). `algorithm` (a fastnn extension, default "auto")
+    is passed to ops.conv2d / ops.conv2d_backward: "gemm" keeps the weight gradient's
+    rounding to a reordering of the same products (see the README's Winograd notes)."""
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 bias_regularizer=None, data_format=None, dilation_rate=(1, 1), **kwargs):
+                 bias_regularizer=None, data_format=None, dilation_rate=(1, 1), algorithm="auto", **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(algorithm, str) or algorithm not in CONV_ALGORITHMS:
+            raise ValueError(f"Conv2D: algorithm: expected one of {', '.join(map(repr, CONV_ALGORITHMS))}, "
+                             f"got {algorithm!r}")
+        self.algorithm = algorithm
         self.filters = check_int(filters, "filters")
         self.kernel_size = check_pair(kernel_size, "kernel_size")
         self.strides = check_pair(strides, "strides")
@@ -64,11 +75,12 @@ class Conv2D(_Activated):
     def forward(self, x, training=False):
         b = self.bias.value if self.use_bias else None
         if self.activation == "relu":
-            y = _core.conv2d(x, self.kernel.value, b, stride=self.strides, padding=self.padding, relu=True)
+            y = _core.conv2d(x, self.kernel.value, b, stride=self.strides, padding=self.padding, relu=True,
+                             algorithm=self.algorithm)
             if training:
                 self._x, self._y, self._z = x, y, None
             return y
-        z = ops.conv2d(x, self.kernel.value, b, stride=self.strides, padding=self.padding)
+        z = ops.conv2d(x, self.kernel.value, b, stride=self.strides, padding=self.padding, algorithm=self.algorithm)
         if training:
             self._x = x
         return self._activate(z, training)
@@ -76,7 +88,7 @@ class Conv2D(_Activated):
     def backward(self, dy, need_dx=True):
         dz = self._activation_backward(dy)
         dx, dw, db = ops.conv2d_backward(dz, self._x, self.kernel.value, stride=self.strides, padding=self.padding,
-                                         need_dx=need_dx, need_db=self.use_bias)
+                                         need_dx=need_dx, need_db=self.use_bias, algorithm=self.algorithm)
         np.copyto(self.kernel.grad, dw)
         if self.use_bias:
             np.copyto(self.bias.grad, db)
@@ -89,7 +101,7 @@ class Conv2D(_Activated):
                    kernel_initializer=_init_cfg(self.kernel_initializer),
                    bias_initializer=_init_cfg(self.bias_initializer),
                    kernel_regularizer=_reg_cfg(self.kernel_regularizer),
-                   bias_regularizer=_reg_cfg(self.bias_regularizer))
+                   bias_regularizer=_reg_cfg(self.bias_regularizer), algorithm=self.algorithm)
         return cfg
 
 
