@@ -29,70 +29,177 @@ inline void store_v(float* p, V v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
+// The three transforms as matrices y = Mat x with compile-time entries Mat::v(a, i):
+// BT (A x A) and G (A x R) by rows, and AT^T (A x M: row a = interpolation point a)
+// for the output side.
+template <int M, int R>
+struct BTMat {
+  static constexpr int rows = WinoConst<M, R>::A, cols = WinoConst<M, R>::A;
+  static constexpr float v(int a, int i) { return WinoConst<M, R>::T.BT[a][i]; }
+};
+template <int M, int R>
+struct GMat {
+  static constexpr int rows = WinoConst<M, R>::A, cols = R;
+  static constexpr float v(int a, int i) { return WinoConst<M, R>::T.G[a][i]; }
+};
+template <int M, int R>
+struct ATtMat {
+  static constexpr int rows = WinoConst<M, R>::A, cols = M;
+  static constexpr float v(int a, int i) { return WinoConst<M, R>::T.AT[i][a]; }
+};
+
+// Mirror pairs among a matrix's rows: row b is row a with its odd-column entries
+// negated, which is what the points p and -p give AT and G, and BT when the whole
+// point set is symmetric (through the Lagrange basis: L_{-p}(x) = L_p(-x); not for
+// alpha = 6's {0, +-1, 1/2, -2}). Such a pair costs one even and one odd
+// partial sum and an add and a subtract, instead of two full rows.
+struct MirrorPairs {
+  int partner[kMaxAlpha];  // b > a for the first row of a pair, else -1
+  bool second[kMaxAlpha];  // row b of a pair (computed with its partner)
+};
+
+template <class Mat>
+constexpr MirrorPairs mirror_pairs() {
+  MirrorPairs t{};
+  for (int a = 0; a < Mat::rows; ++a) {
+    t.partner[a] = -1;
+    t.second[a] = false;
+  }
+  for (int a = 0; a < Mat::rows; ++a) {
+    if (t.second[a]) continue;
+    for (int b = a + 1; b < Mat::rows; ++b) {
+      if (t.second[b]) continue;
+      bool mirror = true, odd = false;
+      for (int i = 0; i < Mat::cols; ++i) {
+        const float va = Mat::v(a, i);
+        if (Mat::v(b, i) != ((i & 1) ? -va : va)) mirror = false;
+        if ((i & 1) && va != 0.0f) odd = true;
+      }
+      if (mirror && odd) {
+        t.partner[a] = b;
+        t.second[b] = true;
+        break;
+      }
+    }
+  }
+  return t;
+}
+
+// The points are ordered 0, p1, -p1, p2, -p2, ..., infinity: the pairs are found.
+template <class Mat>
+constexpr bool pairs_are(int a, int b) {
+  return mirror_pairs<Mat>().partner[a] == b && mirror_pairs<Mat>().second[b];
+}
+static_assert(pairs_are<BTMat<4, 5>>(1, 2) && pairs_are<BTMat<4, 5>>(3, 4) && pairs_are<BTMat<4, 5>>(5, 6),
+              "BT of F(4x4, 5x5): three mirror pairs");
+static_assert(pairs_are<ATtMat<4, 5>>(1, 2) && pairs_are<ATtMat<4, 5>>(3, 4) && pairs_are<ATtMat<4, 5>>(5, 6),
+              "AT of F(4x4, 5x5): three mirror pairs");
+static_assert(pairs_are<GMat<5, 4>>(1, 2) && pairs_are<GMat<5, 4>>(3, 4) && pairs_are<GMat<5, 4>>(5, 6),
+              "G of F(5x5, 4x4): three mirror pairs");
+static_assert(pairs_are<ATtMat<4, 3>>(1, 2) && pairs_are<GMat<3, 4>>(1, 2) && pairs_are<BTMat<2, 3>>(1, 2),
+              "alpha = 4, 6: the +-1 pair (BT only where the whole point set is symmetric)");
+
+// y[a] = sum_i Mat(a, i) x[i] (zero entries skipped at compile time).
+template <class Mat, typename VT>
+inline void mat_vec(const VT* x, VT* y) {
+  constexpr MirrorPairs P = mirror_pairs<Mat>();
+#pragma GCC unroll 8
+  for (int a = 0; a < Mat::rows; ++a) {
+    if (P.second[a]) continue;
+    VT e{}, o{};
+    bool he = false, ho = false;
+#pragma GCC unroll 8
+    for (int i = 0; i < Mat::cols; ++i) {
+      const float c = Mat::v(a, i);
+      if (c == 0.0f) continue;
+      if (i & 1) {
+        o = ho ? o + x[i] * c : x[i] * c;
+        ho = true;
+      } else {
+        e = he ? e + x[i] * c : x[i] * c;
+        he = true;
+      }
+    }
+    if (P.partner[a] >= 0) {
+      y[a] = he ? e + o : o;
+      y[P.partner[a]] = he ? e - o : -o;
+    } else {
+      y[a] = he ? (ho ? e + o : e) : o;
+    }
+  }
+}
+
+// y[i] = sum_a MatT(a, i) m[a]: the transpose product, with the mirror rows of MatT
+// (columns of AT) folded first: s = m[a] + m[b] serves the even outputs, d = m[a] -
+// m[b] the odd ones.
+template <class MatT, typename VT>
+inline void mat_t_vec(const VT* m, VT* y) {
+  constexpr MirrorPairs P = mirror_pairs<MatT>();
+  VT s[MatT::rows], d[MatT::rows];
+#pragma GCC unroll 8
+  for (int a = 0; a < MatT::rows; ++a)
+    if (P.partner[a] >= 0) {
+      s[a] = m[a] + m[P.partner[a]];
+      d[a] = m[a] - m[P.partner[a]];
+    }
+#pragma GCC unroll 5
+  for (int i = 0; i < MatT::cols; ++i) {
+    VT acc{};
+    bool have = false;
+#pragma GCC unroll 8
+    for (int a = 0; a < MatT::rows; ++a) {
+      if (P.second[a]) continue;
+      const float c = MatT::v(a, i);
+      if (c == 0.0f) continue;
+      const VT src = P.partner[a] >= 0 ? ((i & 1) ? d[a] : s[a]) : m[a];
+      acc = have ? acc + src * c : src * c;
+      have = true;
+    }
+    y[i] = acc;
+  }
+}
+
 // V[(a*A + b)*vstride + c0 ...] = (BT d BT^T)[a][b], where d[i][j] is the vector
 // at src[i*A + j] + c0. VT is vec16 (16 channels) or float (one channel). Column
 // pass then row pass, so at most 2A vectors are live at a time.
 template <int M, int R, typename VT>
 inline void input_transform(const float* const* src, i64 c0, float* V, i64 vstride) {
-  using K = WinoConst<M, R>;
-  constexpr int A = K::A;
+  constexpr int A = WinoConst<M, R>::A;
   VT t[A][A];
 #pragma GCC unroll 8
   for (int j = 0; j < A; ++j) {
-    VT d[A];
+    VT d[A], col[A];
 #pragma GCC unroll 8
     for (int i = 0; i < A; ++i) d[i] = load_v<VT>(src[i * A + j] + c0);
+    mat_vec<BTMat<M, R>, VT>(d, col);
 #pragma GCC unroll 8
-    for (int a = 0; a < A; ++a) {
-      VT acc = d[0] * K::T.BT[a][0];
-#pragma GCC unroll 8
-      for (int i = 1; i < A; ++i)
-        if (K::T.BT[a][i] != 0.0f) acc += d[i] * K::T.BT[a][i];
-      t[a][j] = acc;
-    }
+    for (int a = 0; a < A; ++a) t[a][j] = col[a];
   }
 #pragma GCC unroll 8
-  for (int a = 0; a < A; ++a)
+  for (int a = 0; a < A; ++a) {
+    VT row[A];
+    mat_vec<BTMat<M, R>, VT>(t[a], row);
 #pragma GCC unroll 8
-    for (int bb = 0; bb < A; ++bb) {
-      VT acc = t[a][0] * K::T.BT[bb][0];
-#pragma GCC unroll 8
-      for (int j = 1; j < A; ++j)
-        if (K::T.BT[bb][j] != 0.0f) acc += t[a][j] * K::T.BT[bb][j];
-      store_v<VT>(V + (a * A + bb) * vstride + c0, acc);
-    }
+    for (int bb = 0; bb < A; ++bb) store_v<VT>(V + (a * A + bb) * vstride + c0, row[bb]);
+  }
 }
 
 // out[oi][oj] = (AT M AT^T)[oi][oj] for channels k0 ...; M[a][b] at m + (a*A + b)*mstride + k0.
 template <int M, int R, typename VT>
 inline void output_transform(const float* m, i64 mstride, i64 k0, VT (&out)[M][M]) {
-  using K = WinoConst<M, R>;
-  constexpr int A = K::A;
+  constexpr int A = WinoConst<M, R>::A;
   VT t[M][A];
 #pragma GCC unroll 8
   for (int bb = 0; bb < A; ++bb) {
-    VT col[A];
+    VT col[A], y[M];
 #pragma GCC unroll 8
     for (int a = 0; a < A; ++a) col[a] = load_v<VT>(m + (a * A + bb) * mstride + k0);
+    mat_t_vec<ATtMat<M, R>, VT>(col, y);
 #pragma GCC unroll 5
-    for (int oi = 0; oi < M; ++oi) {
-      VT acc = col[0] * K::T.AT[oi][0];
-#pragma GCC unroll 8
-      for (int a = 1; a < A; ++a)
-        if (K::T.AT[oi][a] != 0.0f) acc += col[a] * K::T.AT[oi][a];
-      t[oi][bb] = acc;
-    }
+    for (int oi = 0; oi < M; ++oi) t[oi][bb] = y[oi];
   }
 #pragma GCC unroll 5
-  for (int oi = 0; oi < M; ++oi)
-#pragma GCC unroll 5
-    for (int oj = 0; oj < M; ++oj) {
-      VT acc = t[oi][0] * K::T.AT[oj][0];
-#pragma GCC unroll 8
-      for (int bb = 1; bb < A; ++bb)
-        if (K::T.AT[oj][bb] != 0.0f) acc += t[oi][bb] * K::T.AT[oj][bb];
-      out[oi][oj] = acc;
-    }
+  for (int oi = 0; oi < M; ++oi) mat_t_vec<ATtMat<M, R>, VT>(t[oi], out[oi]);
 }
 
 template <int M, int R>
@@ -314,33 +421,24 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
 // F(M x M, R x R) with M = the kernel size and R = the dy tile).
 template <int M, int R, typename VT>
 inline void filter_transform(const float* const* src, i64 k0, float* D, i64 dstride) {
-  using K = WinoConst<M, R>;
-  constexpr int A = K::A;
+  constexpr int A = WinoConst<M, R>::A;
   VT t[A][R];
 #pragma GCC unroll 5
   for (int v = 0; v < R; ++v) {
-    VT g[R];
+    VT g[R], col[A];
 #pragma GCC unroll 5
     for (int u = 0; u < R; ++u) g[u] = load_v<VT>(src[u * R + v] + k0);
+    mat_vec<GMat<M, R>, VT>(g, col);
 #pragma GCC unroll 8
-    for (int a = 0; a < A; ++a) {
-      VT acc = g[0] * K::T.G[a][0];
-#pragma GCC unroll 5
-      for (int u = 1; u < R; ++u)
-        if (K::T.G[a][u] != 0.0f) acc += g[u] * K::T.G[a][u];
-      t[a][v] = acc;
-    }
+    for (int a = 0; a < A; ++a) t[a][v] = col[a];
   }
 #pragma GCC unroll 8
-  for (int a = 0; a < A; ++a)
+  for (int a = 0; a < A; ++a) {
+    VT row[A];
+    mat_vec<GMat<M, R>, VT>(t[a], row);
 #pragma GCC unroll 8
-    for (int bb = 0; bb < A; ++bb) {
-      VT acc = t[a][0] * K::T.G[bb][0];
-#pragma GCC unroll 5
-      for (int v = 1; v < R; ++v)
-        if (K::T.G[bb][v] != 0.0f) acc += t[a][v] * K::T.G[bb][v];
-      store_v<VT>(D + (a * A + bb) * dstride + k0, acc);
-    }
+    for (int bb = 0; bb < A; ++bb) store_v<VT>(D + (a * A + bb) * dstride + k0, row[bb]);
+  }
 }
 
 // dw (RK x RK x C x K) = sum over n, p, q of x(n, p - pt + i, q - pl + j, c) . dy(n, p, q, k)
