@@ -147,13 +147,16 @@ void check_elements(const std::vector<i64>& shape) {
 }  // namespace
 
 namespace {
-// Outputs of 32 MiB and more (the caches and gradients of large recurrent layers)
-// come from a small pool of blocks that are kept, up to 256 MiB in all, when their
-// array is freed, and handed out again for a request of the same size. Without it
-// each such array is a fresh mmap that the OS page-faults in and zeroes on every
-// call (measured: a tenth of the large LSTM benchmark). Smaller arrays use NumPy's
-// allocator, whose heap already reuses memory.
-constexpr std::size_t kPoolMin = std::size_t(32) << 20;
+// Outputs of 1 MiB and more (activations of a batch, the caches and gradients of
+// recurrent layers) come from a small pool of blocks that are kept, up to 256 MiB in
+// all, when their array is freed, and handed out again for a request of the same
+// size. Without it each such array is a fresh mmap that the OS page-faults in and
+// zeroes on every call: glibc maps every request at or above its mmap threshold,
+// which only rises to the size of the last freed mapping, so a repeated same-size
+// request is mapped anew each time (measured: a tenth of the large LSTM benchmark,
+// 12-15% of the workbook CNN's predict at batch 86). Smaller arrays use NumPy's
+// allocator, whose heap reuses them.
+constexpr std::size_t kPoolMin = std::size_t(1) << 20;
 constexpr std::size_t kPoolMax = std::size_t(256) << 20;
 constexpr std::size_t kHeader = 64;  // holds the block size; keeps 64-byte alignment
 
