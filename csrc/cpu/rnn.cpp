@@ -250,7 +250,7 @@ void weight_grads(i64 N, i64 T, i64 I, i64 H, i64 GH, const float* x, const floa
                   const float* zeros, float* dx, float* dk, float* drk, float* db,
                   float* db_h) {
   const i64 NT = N * T;
-  sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
+  if (dx) sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
   gemm_tn(I, GH, NT, x, I, dGx, GH, dk, GH);
   if (static_cast<double>(H) * GH * NT > 4.0e6) {
     float* hp = scratch(2, NT * H);
