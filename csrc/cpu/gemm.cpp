@@ -167,8 +167,7 @@ void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float
                         const float* bias, int nthreads) {
   const int MR = uk.MR, NR = uk.NR;
   const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
-  for (i64 task = 0; task < npan * mtiles; ++task) {
+  for_each_task(npan * mtiles, nthreads, [&](i64 task) {
     const i64 p = task % npan, it = task / npan;
     const i64 i0 = it * MR, j0 = p * NR;
     const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
@@ -197,7 +196,7 @@ void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float
         c[j] = v;
       }
     }
-  }
+  });
 }
 
 // C (op)= A B with A(i, k) = A[k * lda + i] and B(k, j) = B[k * ldb + j], K <= kGemmKC:
@@ -206,14 +205,13 @@ void gemm_tn_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float* 
                       const float* B, i64 ldb, float* C, i64 ldc, int flags, int nthreads) {
   const int MR = uk.MR, NR = uk.NR;
   const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
-  for (i64 task = 0; task < npan * mtiles; ++task) {
+  for_each_task(npan * mtiles, nthreads, [&](i64 task) {
     const i64 i0 = (task / npan) * MR, j0 = (task % npan) * NR;
     const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
     const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
     const float* b = B + j0;
     uk.colseg(1, K, &A, lda, i0, &b, ldb, C + i0 * ldc + j0, ldc, mr, nr, flags);
-  }
+  });
 }
 
 }  // namespace
