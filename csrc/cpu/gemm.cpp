@@ -237,8 +237,10 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
   if (csa == 1 && csb == 1 && (M <= 4 * MR || K <= 4)) {
     // Few rows (e.g. a batch-1 dense layer) or a short sum (the input projection of a
     // recurrent layer with one feature): packing would cost as much as the product,
-    // so the micro-kernel reads A rows and B rows in place.
-    gemm_rows_in_place(uk, M, N, K, A, rsa, B, rsb, false, C, ldc, flags, bias, nthreads);
+    // so the micro-kernel reads A rows and B rows in place. A short sum over many
+    // outputs is memory work: parallel from 2^15 outputs whatever its flops.
+    const int nt = K <= 4 && double(M) * double(N) >= 32768.0 ? num_threads() : nthreads;
+    gemm_rows_in_place(uk, M, N, K, A, rsa, B, rsb, false, C, ldc, flags, bias, nt);
     return;
   }
   if (rsa == 1 && csb == 1 && K <= kGemmKC && !(flags & (kBias | kRelu)) &&
