@@ -222,11 +222,13 @@ void gemm_tn(i64 M, i64 Nc, i64 K, const float* A, i64 lda, const float* B, i64 
 void gemm_tn_segments(i64 M, i64 Nc, i64 nseg, i64 seglen, const float* const* aseg, i64 lda,
                       const float* const* bseg, i64 ldb, float* C, i64 ldc, int flags) {
   const MicroKernels& uk = micro_kernels();
-  const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR);
+  // Row tiles of equal height (H = 20: 10 + 10 rather than 12 + 8), so that two
+  // threads get equal work; a tile's height never changes an element's bits.
+  const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR), mrow = ceil_div(M, mtiles);
   const int nt = static_cast<double>(M) * Nc * nseg * seglen < 1.0e5 ? 1 : num_threads();
   for_each_task(mtiles * ntiles, nt, [&](i64 w) {
-    const i64 i0 = (w / ntiles) * uk.MR, j0 = (w % ntiles) * uk.NR;
-    const int mr = static_cast<int>(std::min<i64>(uk.MR, M - i0));
+    const i64 i0 = (w / ntiles) * mrow, j0 = (w % ntiles) * uk.NR;
+    const int mr = static_cast<int>(std::min<i64>(mrow, M - i0));
     const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
     if (nseg == 0 || seglen == 0) {
       if (!(flags & kAccumulate))
