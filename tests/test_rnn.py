@@ -377,3 +377,43 @@ print(json.dumps({"h": float(np.max(np.abs(hT[:, 0] - href))), "c": float(np.max
     err = json.loads(res.stdout.strip().splitlines()[-1])
     assert err["gates"] < 2.5e-7, err
     assert err["c"] < 5e-7 and err["h"] < 8e-7, err
+
+
+# ---- need_dx ----------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("N,T,I,H", [(9, 4, 3, 20), (32, 15, 1, 20)])
+def test_backward_without_dx(cell, N, T, I, H):
+    """need_dx=False: dx is None (not computed); every other gradient keeps its bits."""
+    rs = np.random.default_rng(11)
+    a = make(cell, rs, N, T, I, H)
+    dhs, dhT, dcT = grads_out(cell, rs, N, T, H, "both")
+    cache = fwd(cell, a)[3]
+    full = bwd(cell, cache, dhs, dhT, dcT)
+    f = {"lstm": ops.lstm_backward, "gru": ops.gru_backward, "rnn": ops.rnn_backward}[cell]
+    kw = dict(dh_T=dhT, dc_T=dcT) if cell == "lstm" else dict(dh_T=dhT)
+    part = f(dhs, cache, need_dx=False, **kw)
+    assert part[0] is None
+    assert len(part) == len(full) - (cell != "lstm")
+    for name, p, q in zip(NAMES[1:], full[1:], part[1:]):
+        same_bits(p, q, name)
+    with pytest.raises(TypeError, match="need_dx|incompatible"):
+        f(dhs, cache, need_dx="no", **kw)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_layer_backward_without_dx(cell):
+    """The model passes need_dx=False to its first trainable layer: no dx, same gradients."""
+    from fastnn import layers
+
+    rs = np.random.default_rng(12)
+    x = f32(rs, 6, 5, 3)
+    layer = getattr(layers, cell)(7)
+    layer(x)
+    layer(x, training=True)
+    dy = f32(rs, 6, 7)
+    dx = layer.backward(dy, need_dx=True)
+    grads = [w.grad.copy() for w in layer.weights]
+    assert dx.shape == x.shape
+    assert layer.backward(dy, need_dx=False) is None
+    for w, g in zip(layer.weights, grads):
+        same_bits(w.grad, g, w.name)

@@ -133,7 +133,7 @@ py::tuple forward_impl(int kind, py::handle x_obj, py::handle k_obj, py::handle 
 
 // ---- backward ---------------------------------------------------------------
 py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::handle dhT_obj,
-                        py::handle dcT_obj) {
+                        py::handle dcT_obj, bool need_dx) {
   const char* names[3] = {"lstm", "gru", "rnn"};
   const i64 G = kind == 0 ? 4 : kind == 1 ? 3 : 1;
   const std::size_t len = kind == 0 ? 9 : kind == 1 ? 8 : 6;
@@ -172,8 +172,11 @@ py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::
   const bool hdhT = optional_arg(dhT_obj, dhT, {N, H}, "dh_T");
   const bool hdcT = kind == 0 && optional_arg(dcT_obj, dcT, {N, H}, "dc_T");
 
-  f32array dx = new_f32({N, T, I}), dk = zeros_f32({I, G * H}), drk = zeros_f32({H, G * H}),
+  f32array dx, dk = zeros_f32({I, G * H}), drk = zeros_f32({H, G * H}),
            dh0 = new_f32({N, H});
+  if (need_dx) dx = new_f32({N, T, I});
+  float* pdx = need_dx ? dx.mutable_data() : nullptr;
+  py::object odx = need_dx ? py::object(dx) : py::object(py::none());
   f32array db;
   if (hb) db = zeros_f32(bias_shape(G, H, kind == 1));
   float* pdb = hb ? db.mutable_data() : nullptr;
@@ -186,10 +189,10 @@ py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::
       KernelCall nogil;
       lstm_backward(N, T, I, H, ptr(hdhs, dhs), ptr(hdhT, dhT), ptr(hdcT, dcT), x.data(),
                     k.data(), rk.data(), ptr(hh0, h0), ptr(hc0, c0), h_seq.data(),
-                    c_seq.data(), gates.data(), dx.mutable_data(), dk.mutable_data(),
+                    c_seq.data(), gates.data(), pdx, dk.mutable_data(),
                     drk.mutable_data(), pdb, dh0.mutable_data(), dc0.mutable_data());
     }
-    return py::make_tuple(dx, dk, drk, odb, dh0, dc0);
+    return py::make_tuple(odx, dk, drk, odb, dh0, dc0);
   }
   if (kind == 1) {
     f32array gates = need(6, {N, T, 3 * H}, "gates");
@@ -197,18 +200,18 @@ py::tuple backward_impl(int kind, py::handle dhs_obj, py::handle cache_obj, py::
     if (N > 0) {
       KernelCall nogil;
       gru_backward(N, T, I, H, ptr(hdhs, dhs), ptr(hdhT, dhT), x.data(), k.data(), rk.data(),
-                   ptr(hh0, h0), h_seq.data(), gates.data(), hh.data(), dx.mutable_data(),
+                   ptr(hh0, h0), h_seq.data(), gates.data(), hh.data(), pdx,
                    dk.mutable_data(), drk.mutable_data(), pdb, dh0.mutable_data());
     }
-    return py::make_tuple(dx, dk, drk, odb, dh0);
+    return py::make_tuple(odx, dk, drk, odb, dh0);
   }
   if (N > 0) {
     KernelCall nogil;
     rnn_backward(N, T, I, H, ptr(hdhs, dhs), ptr(hdhT, dhT), x.data(), k.data(), rk.data(),
-                 ptr(hh0, h0), h_seq.data(), dx.mutable_data(), dk.mutable_data(),
+                 ptr(hh0, h0), h_seq.data(), pdx, dk.mutable_data(),
                  drk.mutable_data(), pdb, dh0.mutable_data());
   }
-  return py::make_tuple(dx, dk, drk, odb, dh0);
+  return py::make_tuple(odx, dk, drk, odb, dh0);
 }
 
 void register_rnn(py::module_& m) {
@@ -224,13 +227,14 @@ void register_rnn(py::module_& m) {
       "Returns (h_seq (N, T, H), h_T (N, H), c_T (N, H), cache).");
   m.def(
       "lstm_backward",
-      [](py::handle dhs, py::handle cache, py::handle dhT, py::handle dcT) {
-        return backward_impl(0, dhs, cache, dhT, dcT);
+      [](py::handle dhs, py::handle cache, py::handle dhT, py::handle dcT, bool need_dx) {
+        return backward_impl(0, dhs, cache, dhT, dcT, need_dx);
       },
       py::arg("dh_seq"), py::arg("cache"), py::arg("dh_T") = py::none(),
-      py::arg("dc_T") = py::none(),
+      py::arg("dc_T") = py::none(), py::kw_only(), py::arg("need_dx") = true,
       "Backpropagation through time of lstm_forward. dh_seq (N, T, H) or None, dh_T/dc_T "
-      "(N, H) or None (added at the last step). Returns (dx, dkernel, drecurrent_kernel, "
+      "(N, H) or None (added at the last step); need_dx=False skips dx (returned as None). "
+      "Returns (dx, dkernel, drecurrent_kernel, "
       "dbias or None, dh0, dc0).");
   m.def(
       "gru_forward",
@@ -244,11 +248,13 @@ void register_rnn(py::module_& m) {
       "Returns (h_seq, h_T, cache).");
   m.def(
       "gru_backward",
-      [](py::handle dhs, py::handle cache, py::handle dhT) {
-        return backward_impl(1, dhs, cache, dhT, py::none());
+      [](py::handle dhs, py::handle cache, py::handle dhT, bool need_dx) {
+        return backward_impl(1, dhs, cache, dhT, py::none(), need_dx);
       },
-      py::arg("dh_seq"), py::arg("cache"), py::arg("dh_T") = py::none(),
-      "Backpropagation through time of gru_forward. Returns (dx, dkernel, "
+      py::arg("dh_seq"), py::arg("cache"), py::arg("dh_T") = py::none(), py::kw_only(),
+      py::arg("need_dx") = true,
+      "Backpropagation through time of gru_forward (need_dx=False: dx is None, not computed). "
+      "Returns (dx, dkernel, "
       "drecurrent_kernel, dbias (2, 3H) or None, dh0).");
   m.def(
       "rnn_forward",
@@ -262,11 +268,13 @@ void register_rnn(py::module_& m) {
       "Returns (h_seq, h_T, cache).");
   m.def(
       "rnn_backward",
-      [](py::handle dhs, py::handle cache, py::handle dhT) {
-        return backward_impl(2, dhs, cache, dhT, py::none());
+      [](py::handle dhs, py::handle cache, py::handle dhT, bool need_dx) {
+        return backward_impl(2, dhs, cache, dhT, py::none(), need_dx);
       },
-      py::arg("dh_seq"), py::arg("cache"), py::arg("dh_T") = py::none(),
-      "Backpropagation through time of rnn_forward. Returns (dx, dkernel, "
+      py::arg("dh_seq"), py::arg("cache"), py::arg("dh_T") = py::none(), py::kw_only(),
+      py::arg("need_dx") = true,
+      "Backpropagation through time of rnn_forward (need_dx=False: dx is None, not computed). "
+      "Returns (dx, dkernel, "
       "drecurrent_kernel, dbias or None, dh0).");
 }
 

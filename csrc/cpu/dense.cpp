@@ -20,8 +20,7 @@ void dense_forward(i64 rows, i64 in, i64 out, const float* x, const float* w,
 void column_sums(i64 rows, i64 cols, const float* a, float* out) {
   const i64 nblocks = ceil_div(cols, kDenseColBlock);
   const bool par = rows * cols >= (i64(1) << 15) && nblocks > 1;
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (par) FASTNN_FP_TEAM
-  for (i64 blk = 0; blk < nblocks; ++blk) {
+  for_each_task(nblocks, par ? fastnn::num_threads() : 1, [&](i64 blk) {
     const i64 j0 = blk * kDenseColBlock;
     const i64 nj = std::min<i64>(kDenseColBlock, cols - j0);
     double acc[kDenseColBlock];
@@ -31,7 +30,7 @@ void column_sums(i64 rows, i64 cols, const float* a, float* out) {
       for (i64 j = 0; j < nj; ++j) acc[j] += static_cast<double>(ai[j]);
     }
     for (i64 j = 0; j < nj; ++j) out[j0 + j] = static_cast<float>(acc[j]);
-  }
+  });
 }
 
 void dense_backward(i64 rows, i64 in, i64 out, const float* dy, const float* x,

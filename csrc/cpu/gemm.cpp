@@ -167,8 +167,7 @@ void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float
                         const float* bias, int nthreads) {
   const int MR = uk.MR, NR = uk.NR;
   const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1) FASTNN_FP_TEAM
-  for (i64 task = 0; task < npan * mtiles; ++task) {
+  for_each_task(npan * mtiles, nthreads, [&](i64 task) {
     const i64 p = task % npan, it = task / npan;
     const i64 i0 = it * MR, j0 = p * NR;
     const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
@@ -197,7 +196,22 @@ void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float
         c[j] = v;
       }
     }
-  }
+  });
+}
+
+// C (op)= A B with A(i, k) = A[k * lda + i] and B(k, j) = B[k * ldb + j], K <= kGemmKC:
+// each (row tile, column panel) tile is one colseg call over all of K on one thread.
+void gemm_tn_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float* A, i64 lda,
+                      const float* B, i64 ldb, float* C, i64 ldc, int flags, int nthreads) {
+  const int MR = uk.MR, NR = uk.NR;
+  const i64 npan = ceil_div(N, NR), mtiles = ceil_div(M, MR);
+  for_each_task(npan * mtiles, nthreads, [&](i64 task) {
+    const i64 i0 = (task / npan) * MR, j0 = (task % npan) * NR;
+    const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+    const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+    const float* b = B + j0;
+    uk.colseg(1, K, &A, lda, i0, &b, ldb, C + i0 * ldc + j0, ldc, mr, nr, flags);
+  });
 }
 
 }  // namespace
@@ -220,10 +234,21 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
   }
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int nthreads = flops < 2.0e5 ? 1 : num_threads();
-  if (M <= 4 * MR && csa == 1 && csb == 1) {
-    // Few rows (e.g. a batch-1 dense layer): packing B would cost as much as the
-    // product, so the micro-kernel reads A rows and B rows in place.
-    gemm_rows_in_place(uk, M, N, K, A, rsa, B, rsb, false, C, ldc, flags, bias, nthreads);
+  if (csa == 1 && csb == 1 && (M <= 4 * MR || K <= 4)) {
+    // Few rows (e.g. a batch-1 dense layer) or a short sum (the input projection of a
+    // recurrent layer with one feature): packing would cost as much as the product,
+    // so the micro-kernel reads A rows and B rows in place. A short sum over many
+    // outputs is memory work: parallel from 2^15 outputs whatever its flops.
+    const int nt = K <= 4 && double(M) * double(N) >= 32768.0 ? num_threads() : nthreads;
+    gemm_rows_in_place(uk, M, N, K, A, rsa, B, rsb, false, C, ldc, flags, bias, nt);
+    return;
+  }
+  if (rsa == 1 && csb == 1 && K <= kGemmKC && !(flags & (kBias | kRelu)) &&
+      double(M) * double(N) * double(K) <= 2.6e5) {
+    // A small transposed product (a dense layer's weight gradient x^T dy): A's columns
+    // and B's rows are contiguous, so the strided micro-kernel reads both in place.
+    // One K block summed from k = 0 by one thread per tile: the canonical bits.
+    gemm_tn_in_place(uk, M, N, K, A, csa, B, rsb, C, ldc, flags & kAccumulate, nthreads);
     return;
   }
   if (csa == 1 && N <= 2 * NR && K * ceil_div(N, NR) * NR <= (i64(1) << 22)) {

@@ -77,7 +77,9 @@ void packed_kernel(i64 kc, const float* ap, const float* bp, float* c, i64 ldc,
 
 // Only the first ROWS rows are computed (a partial tile costs what it uses); each
 // row's arithmetic is the same for every ROWS, so the bits do not depend on it.
-template <int ROWS, bool FULL>
+// HALF (nr <= 16): only the first vector of each row is computed; each lane's
+// arithmetic is the same, so the bits do not depend on it either.
+template <int ROWS, bool FULL, bool HALF = false>
 void rowptr_rows(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
                  i64 ldb, float* c, i64 ldc, int nr, int flags, const float* bias) {
   __m512 acc[MR][2];
@@ -89,6 +91,13 @@ void rowptr_rows(int nseg, i64 seglen, const float* const* aptr, const float* co
     const float* bp = bseg[s];
     for (i64 k = 0; k < seglen; ++k) {
       const __m512 b0 = FULL ? _mm512_loadu_ps(bp) : _mm512_maskz_loadu_ps(m0, bp);
+      if (HALF) {
+#pragma GCC unroll 12
+        for (int i = 0; i < ROWS; ++i)
+          acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i][k]), b0, acc[i][0]);
+        bp += ldb;
+        continue;
+      }
       const __m512 b1 = FULL ? _mm512_loadu_ps(bp + 16) : _mm512_maskz_loadu_ps(m1, bp + 16);
 #pragma GCC unroll 12
       for (int i = 0; i < ROWS; ++i) {
@@ -106,6 +115,7 @@ template <int ROWS>
 void rowptr_dispatch_nr(int nseg, i64 seglen, const float* const* aptr, const float* const* bseg,
                         i64 ldb, float* c, i64 ldc, int nr, int flags, const float* bias) {
   if (nr == NR) rowptr_rows<ROWS, true>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias);
+  else if (nr <= 16) rowptr_rows<ROWS, false, true>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias);
   else rowptr_rows<ROWS, false>(nseg, seglen, aptr, bseg, ldb, c, ldc, nr, flags, bias);
 }
 
@@ -123,7 +133,7 @@ void rowptr_kernel(int nseg, i64 seglen, const float* const* aptr,
 #undef FASTNN_ROWPTR_CASE
 }
 
-template <int ROWS, bool FULL>
+template <int ROWS, bool FULL, bool HALF = false>  // HALF as in rowptr_rows
 void colseg_rows(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
                  const float* const* bseg, i64 ldb, float* c, i64 ldc, int nr, int flags) {
   __m512 acc[MR][2];
@@ -135,6 +145,14 @@ void colseg_rows(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_
     const float* b = bseg[s];
     for (i64 k = 0; k < seglen; ++k) {
       const __m512 b0 = FULL ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
+      if (HALF) {
+#pragma GCC unroll 12
+        for (int i = 0; i < ROWS; ++i)
+          acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
+        a += lda;
+        b += ldb;
+        continue;
+      }
       const __m512 b1 = FULL ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
 #pragma GCC unroll 12
       for (int i = 0; i < ROWS; ++i) {
@@ -153,6 +171,7 @@ template <int ROWS>
 void colseg_dispatch_nr(int nseg, i64 seglen, const float* const* aseg, i64 lda, i64 a_off,
                         const float* const* bseg, i64 ldb, float* c, i64 ldc, int nr, int flags) {
   if (nr == NR) colseg_rows<ROWS, true>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags);
+  else if (nr <= 16) colseg_rows<ROWS, false, true>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags);
   else colseg_rows<ROWS, false>(nseg, seglen, aseg, lda, a_off, bseg, ldb, c, ldc, nr, flags);
 }
 

@@ -44,11 +44,10 @@ template <class F>
 double chunked_sum(i64 n, F body) {
   const i64 nchunks = ceil_div(n, kLossChunk);
   Buffer<double> part(static_cast<std::size_t>(nchunks));
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
-  for (i64 c = 0; c < nchunks; ++c) {
+  for_each_task(nchunks, fastnn::num_threads(), [&](i64 c) {
     const i64 b = c * kLossChunk;
     part[c] = body(b, std::min(n, b + kLossChunk));
-  }
+  });
   return ordered_sum(part.data(), nchunks);
 }
 

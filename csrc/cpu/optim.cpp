@@ -14,11 +14,10 @@ namespace {
 template <class Body>
 void for_chunks(i64 n, Body body) {
   const i64 nchunks = ceil_div(n, kOptChunk);
-#pragma omp parallel for schedule(static) num_threads(fastnn::num_threads()) if (nchunks > 1) FASTNN_FP_TEAM
-  for (i64 k = 0; k < nchunks; ++k) {
+  for_each_task(nchunks, fastnn::num_threads(), [&](i64 k) {
     const i64 b = k * kOptChunk;
     body(b, std::min<i64>(n, b + kOptChunk));
-  }
+  });
 }
 
 inline float wd_factor(float lr, float weight_decay) {

@@ -207,14 +207,13 @@ void gemm_tn(i64 M, i64 Nc, i64 K, const float* A, i64 lda, const float* B, i64 
   const MicroKernels& uk = micro_kernels();
   const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR);
   const int nt = static_cast<double>(M) * Nc * K < 1.0e5 ? 1 : num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) FASTNN_FP_TEAM
-  for (i64 w = 0; w < mtiles * ntiles; ++w) {
+  for_each_task(mtiles * ntiles, nt, [&](i64 w) {
     const i64 i0 = (w / ntiles) * uk.MR, j0 = (w % ntiles) * uk.NR;
     const int mr = static_cast<int>(std::min<i64>(uk.MR, M - i0));
     const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
     const float* bseg = B + j0;
     uk.colseg(1, K, &A, lda, i0, &bseg, ldb, C + i0 * ldc + j0, ldc, mr, nr, 0);
-  }
+  });
 }
 
 // C (M x Nc) (op)= sum over segments s and k < seglen of A_s(k, :)^T B_s(k, :), with
@@ -223,24 +222,25 @@ void gemm_tn(i64 M, i64 Nc, i64 K, const float* A, i64 lda, const float* B, i64 
 void gemm_tn_segments(i64 M, i64 Nc, i64 nseg, i64 seglen, const float* const* aseg, i64 lda,
                       const float* const* bseg, i64 ldb, float* C, i64 ldc, int flags) {
   const MicroKernels& uk = micro_kernels();
-  const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR);
+  // Row tiles of equal height (H = 20: 10 + 10 rather than 12 + 8), so that two
+  // threads get equal work; a tile's height never changes an element's bits.
+  const i64 mtiles = ceil_div(M, uk.MR), ntiles = ceil_div(Nc, uk.NR), mrow = ceil_div(M, mtiles);
   const int nt = static_cast<double>(M) * Nc * nseg * seglen < 1.0e5 ? 1 : num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) FASTNN_FP_TEAM
-  for (i64 w = 0; w < mtiles * ntiles; ++w) {
-    const i64 i0 = (w / ntiles) * uk.MR, j0 = (w % ntiles) * uk.NR;
-    const int mr = static_cast<int>(std::min<i64>(uk.MR, M - i0));
+  for_each_task(mtiles * ntiles, nt, [&](i64 w) {
+    const i64 i0 = (w / ntiles) * mrow, j0 = (w % ntiles) * uk.NR;
+    const int mr = static_cast<int>(std::min<i64>(mrow, M - i0));
     const int nr = static_cast<int>(std::min<i64>(uk.NR, Nc - j0));
     if (nseg == 0 || seglen == 0) {
       if (!(flags & kAccumulate))
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j) C[(i0 + i) * ldc + j0 + j] = 0.0f;
-      continue;
+      return;
     }
     std::vector<const float*> bs(static_cast<std::size_t>(nseg));
     for (i64 s = 0; s < nseg; ++s) bs[s] = bseg[s] + j0;
     uk.colseg(static_cast<int>(nseg), seglen, aseg, lda, i0, bs.data(), ldb, C + i0 * ldc + j0,
               ldc, mr, nr, flags);
-  }
+  });
 }
 
 // Weight gradients shared by all three cells, each one GEMM over all N*T rows:
@@ -250,7 +250,7 @@ void weight_grads(i64 N, i64 T, i64 I, i64 H, i64 GH, const float* x, const floa
                   const float* zeros, float* dx, float* dk, float* drk, float* db,
                   float* db_h) {
   const i64 NT = N * T;
-  sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
+  if (dx) sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
   gemm_tn(I, GH, NT, x, I, dGx, GH, dk, GH);
   if (static_cast<double>(H) * GH * NT > 4.0e6) {
     float* hp = scratch(2, NT * H);

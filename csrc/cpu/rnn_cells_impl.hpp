@@ -31,6 +31,9 @@ const RnnCells& rnn_cells_avx512();
 #endif  // FASTNN_RNN_CELLS_DECL
 
 #ifdef FASTNN_RNN_NS
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 namespace fastnn {
 namespace FASTNN_RNN_NS {
 namespace {
@@ -78,15 +81,29 @@ inline float cell_sigmoid(float x) { return 1.0f / (1.0f + cell_exp(-clamp88(x))
 inline float cell_tanh(float x) { return 2.0f / (1.0f + cell_exp(-clamp88(2.0f * x))) - 1.0f; }
 
 // Rows of a tile gathered densely (k = i*nr + j), padded to a multiple of 16 lanes.
+// With AVX-512 a row (nr <= kW = 32 floats) moves as two masked vectors; a plain loop
+// would become one memcpy call per row (GCC's loop distribution), ~130 calls a tile.
+#if defined(__AVX512F__)
+inline __mmask16 row_mask(int n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+inline void copy_row(int nr, const float* src, float* dst) {
+  const __mmask16 m0 = row_mask(nr), m1 = row_mask(nr - 16);
+  _mm512_mask_storeu_ps(dst, m0, _mm512_maskz_loadu_ps(m0, src));
+  _mm512_mask_storeu_ps(dst + 16, m1, _mm512_maskz_loadu_ps(m1, src + 16));
+}
+#else
+inline void copy_row(int nr, const float* RNN_R src, float* RNN_R dst) {
+  for (int j = 0; j < nr; ++j) dst[j] = src[j];
+}
+#endif
 inline void gather(int mr, int nr, int np, const float* RNN_R src, i64 stride,
                    float* RNN_R dst) {
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) dst[i * nr + j] = src[i * stride + j];
+  for (int i = 0; i < mr; ++i) copy_row(nr, src + i * stride, dst + i * nr);
   for (int k = mr * nr; k < np; ++k) dst[k] = 0.0f;
 }
 inline void scatter(int mr, int nr, const float* RNN_R src, float* RNN_R dst, i64 stride) {
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) dst[i * stride + j] = src[i * nr + j];
+  for (int i = 0; i < mr; ++i) copy_row(nr, src + i * nr, dst + i * stride);
 }
 
 __attribute__((noinline)) void lstm_tile_fwd(int mr, int nr, i64 H, float* g, i64 gs,

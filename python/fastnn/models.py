@@ -456,6 +456,10 @@ class Sequential:
 
         for c in cbs:
             c.on_train_begin({})
+        # Only the callbacks that override a batch hook are called per batch (the base
+        # class's hooks do nothing), and the batch logs are built only when one needs them.
+        begin_cbs = [c for c in cbs if _overrides_hook(c, "on_train_batch_begin", "on_batch_begin")]
+        end_cbs = [c for c in cbs if _overrides_hook(c, "on_train_batch_end", "on_batch_end")]
         rng_seed = self._seed
         xbuf = None
         for epoch in range(initial_epoch, epochs):
@@ -469,7 +473,7 @@ class Sequential:
             if n_train is not None and shuffle and n_train:
                 order = initializers.generator(rng_seed, 0x5EED, epoch).permutation(n_train)
             for step in range(steps):
-                for c in cbs:
+                for c in begin_cbs:
                     c.on_train_batch_begin(step, {})
                 # xb, yb: this rank's samples; offset: the position of its first sample in
                 # the epoch (keys dropout); n_step: samples in the step over all ranks
@@ -515,9 +519,10 @@ class Sequential:
                     for k, v in values.items():
                         sums[k] = sums.get(k, 0.0) + v * nb
                 seen += nb
-                logs = {k: v / seen for k, v in sums.items()}
-                for c in cbs:
-                    c.on_train_batch_end(step, logs)
+                if end_cbs:
+                    logs = {k: v / seen for k, v in sums.items()}
+                    for c in end_cbs:
+                        c.on_train_batch_end(step, logs)
                 interrupt.check()
                 if self.stop_training:
                     break
@@ -714,6 +719,19 @@ def _model_from(meta, arrays, filepath):
         pend.append({"class_name": st["class_name"], "state": st["state"], "arrays": arrs})
     model._pending_callback_state = pend
     return model
+
+
+def _overrides_hook(cb, hook, legacy):
+    """Whether calling cb.<hook> can do anything: the base Callback's batch hooks only
+    call the legacy on_batch_* hook, which does nothing."""
+    from .callbacks import Callback
+
+    own = getattr(cb, "__dict__", {})
+    if hook in own or legacy in own:
+        return True
+    cls = type(cb)
+    return (getattr(cls, hook, None) is not getattr(Callback, hook)
+            or getattr(cls, legacy, None) is not getattr(Callback, legacy))
 
 
 def _uses_dropout_stream(layer):

@@ -48,7 +48,7 @@ def _dispatching(name, first):
 
     def op(*args, **kwargs):
         x = args[0] if args else kwargs.get(first)
-        if x.__class__ is not _ndarray and _is_gpu(x):
+        if x.__class__ is not _ndarray and x is not None and _is_gpu(x):
             return _cuda_twin(name)(*args, **kwargs)
         return cpu(*args, **kwargs)
 
@@ -64,7 +64,9 @@ def _cpu_only(name, first):
 
     def op(*args, **kwargs):
         x = args[0] if args else kwargs.get(first)
-        if x.__class__ is not _ndarray and _is_gpu(x):
+        # None (an optional first argument such as dh_seq) is not probed: the probe's
+        # AttributeError costs about a microsecond
+        if x.__class__ is not _ndarray and x is not None and _is_gpu(x):
             raise TypeError(f"ops.{name}: {first}: there is no CUDA kernel for {name} yet; "
                             f"pass numpy arrays (copy with .numpy())")
         return cpu(*args, **kwargs)

@@ -159,6 +159,7 @@ class Optimizer:
         self._n = 0
         self._slots: List[Tuple[int, int]] = []
         self._state: Dict[str, np.ndarray] = {}
+        self._checked_params = self._checked_grads = None  # arenas that passed the checks
 
     @classmethod
     def _default_lr(cls):
@@ -210,6 +211,7 @@ class Optimizer:
             if o1 + s1 > o2:
                 raise ValueError(f"slots: variables overlap (offset {o1} size {s1} and offset {o2})")
         self._n = n
+        self._checked_params = self._checked_grads = None
         self._slots = checked
         self._state = self._init_state(n)
         self.iterations = 0
@@ -220,8 +222,11 @@ class Optimizer:
         (in place), then ``iterations += 1``."""
         if not self.built:
             self.build(params)
-        _check_arena(params, "params", self._n)
-        _check_arena(grads, "grads", self._n)
+        if params is not self._checked_params or grads is not self._checked_grads:
+            _check_arena(params, "params", self._n)
+            _check_arena(grads, "grads", self._n)
+            # the same two arrays next step (a model's arenas) are not checked again
+            self._checked_params, self._checked_grads = params, grads
         if self.clipnorm is not None:
             c = self.clipnorm
             for off, size in self._slots:

@@ -84,6 +84,20 @@ struct FpTeamGuard {
 };
 inline FpTeamGuard fp_team_guard;
 #define FASTNN_FP_TEAM firstprivate(fp_team_guard)
+
+// body(i) for i in [0, n) with a static schedule on nthreads threads; on the calling
+// thread alone, with no OpenMP region at all, when nthreads <= 1 or n <= 1 (libgomp
+// sets up a team even for a region whose if clause is false: about 0.5 us, which is
+// what a tiny kernel costs in all). The partition never changes any result.
+template <class F>
+inline void for_each_task(i64 n, int nthreads, F&& body) {
+  if (nthreads <= 1 || n <= 1) {
+    for (i64 i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(nthreads) FASTNN_FP_TEAM
+  for (i64 i = 0; i < n; ++i) body(i);
+}
 // MXCSR of the calling thread (0 off x86), and of each thread of a team of n
 // threads, optionally inside a kernel's region (FpEnvScope + FASTNN_FP_TEAM; tests).
 unsigned fp_control_word();

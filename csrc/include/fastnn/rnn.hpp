@@ -54,7 +54,7 @@ void lstm_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kerne
                   const float* c0, float* h_seq, float* c_seq, float* gates, float* h_T,
                   float* c_T);
 // dh_seq (N,T,H) or null, dh_T (N,H) or null, dc_T (N,H) or null; forward values
-// as above. Outputs: dx (N,T,I), dk (I,4H), drk (H,4H), db (4H) or null,
+// as above. Outputs: dx (N,T,I) or null (not computed), dk (I,4H), drk (H,4H), db (4H) or null,
 // dh0 (N,H), dc0 (N,H).
 void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* dh_T,
                    const float* dc_T, const float* x, const float* kernel,
@@ -69,7 +69,7 @@ void lstm_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float*
 void gru_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
                  const float* rkernel, const float* bias, const float* h0, float* h_seq,
                  float* gates, float* hh, float* h_T);
-// Outputs: dx (N,T,I), dk (I,3H), drk (H,3H), db (2,3H) or null, dh0 (N,H).
+// Outputs: dx (N,T,I) or null (not computed), dk (I,3H), drk (H,3H), db (2,3H) or null, dh0 (N,H).
 void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* dh_T,
                   const float* x, const float* kernel, const float* rkernel,
                   const float* h0, const float* h_seq, const float* gates,
@@ -82,7 +82,7 @@ void gru_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* 
 void rnn_forward(i64 N, i64 T, i64 I, i64 H, const float* x, const float* kernel,
                  const float* rkernel, const float* bias, const float* h0, float* h_seq,
                  float* h_T);
-// Outputs: dx (N,T,I), dk (I,H), drk (H,H), db (H) or null, dh0 (N,H).
+// Outputs: dx (N,T,I) or null (not computed), dk (I,H), drk (H,H), db (H) or null, dh0 (N,H).
 void rnn_backward(i64 N, i64 T, i64 I, i64 H, const float* dh_seq, const float* dh_T,
                   const float* x, const float* kernel, const float* rkernel,
                   const float* h0, const float* h_seq, float* dx, float* dk, float* drk,

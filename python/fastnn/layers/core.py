@@ -123,9 +123,9 @@ class Dense(_Activated):
     def backward(self, dy, need_dx=True):
         dz = self._activation_backward(dy)
         dx, dw, db = ops.dense_backward(dz, self._x, self.kernel.value, need_dx=need_dx, need_db=self.use_bias)
-        np.copyto(self.kernel.grad, dw)
+        self.kernel.grad[...] = dw
         if self.use_bias:
-            np.copyto(self.bias.grad, db)
+            self.bias.grad[...] = db
         return dx
 
     def get_config(self):

@@ -186,11 +186,11 @@ class _Recurrent(Layer):
             h0 = states[0] if len(states) > 0 else None
             c0 = states[1] if len(states) > 1 else None
             h_seq, h_t, c_t, cache = ops.lstm_forward(x, self.kernel.value, self.recurrent_kernel.value, b,
-                                                      h0=h0, c0=c0)
+                                                      h0, c0)
             final = [h_t, c_t]
         else:
             h0 = states[0] if states else None
-            h_seq, h_t, cache = self._op_forward(x, self.kernel.value, self.recurrent_kernel.value, b, h0=h0)
+            h_seq, h_t, cache = self._op_forward(x, self.kernel.value, self.recurrent_kernel.value, b, h0)
             final = [h_t]
         self._cache = cache if training else None
         return (h_seq if self.return_sequences else h_t), final
@@ -207,16 +207,16 @@ class _Recurrent(Layer):
             dh_seq = None
             dh_T = dy if dh_T is None else dy + dh_T
         if self._has_cell:
-            dx, dk, drk, db, dh0, dc0 = ops.lstm_backward(dh_seq, self._cache, dh_T=dh_T, dc_T=dc_T)
+            dx, dk, drk, db, dh0, dc0 = ops.lstm_backward(dh_seq, self._cache, dh_T, dc_T, need_dx=need_dx)
             self.initial_state_grads = [dh0, dc0]
         else:
-            dx, dk, drk, db, dh0 = self._op_backward(dh_seq, self._cache, dh_T=dh_T)
+            dx, dk, drk, db, dh0 = self._op_backward(dh_seq, self._cache, dh_T, need_dx=need_dx)
             self.initial_state_grads = [dh0]
         if self.kernel.grad is not None:
-            np.copyto(self.kernel.grad, dk)
-            np.copyto(self.recurrent_kernel.grad, drk)
+            self.kernel.grad[...] = dk
+            self.recurrent_kernel.grad[...] = drk
             if self.use_bias:
-                np.copyto(self.bias.grad, np.asarray(db).reshape(self.bias.shape))
+                self.bias.grad[...] = db.reshape(self.bias.shape)
         if not need_dx:
             return None
         if self.go_backwards:
