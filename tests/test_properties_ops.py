@@ -188,8 +188,10 @@ def test_gru_and_simple_rnn_property(cell, n, t, i, h, with_bias, with_h0, seed)
     else:
         rhs, rhT = ref.rnn_ref(x, k, rk, b, h0)
         rgrads = ref.rnn_backward_ref
-    compare(hs, rhs, name="h_seq")
-    compare(hT, rhT, name="h_T")
+    # floor 1e-3: the cells' tanh/sigmoid are accurate to ~2e-7 absolute (README), so an
+    # output whose largest value is ~1e-4 (one tiny step, no bias) cannot meet 1e-4 relative
+    compare(hs, rhs, floor=1e-3, name="h_seq")
+    compare(hT, rhT, floor=1e-3, name="h_T")
     dhs = rs.standard_normal((n, t, h)).astype(np.float32)
     dhT = rs.standard_normal((n, h)).astype(np.float32)
     got = bwd(dhs, cache, dh_T=dhT)
