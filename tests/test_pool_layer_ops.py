@@ -309,3 +309,45 @@ def test_model_predict_and_fit_use_the_layer_forms(rng, monkeypatch):
     calls.clear()
     model.fit(x, yl, batch_size=6, epochs=1, verbose=0, shuffle=False)
     assert calls == ["_max_pool2d_window", "_max_pool2d_window_backward"]
+
+
+# ------------------------------------------------------------------ every ISA
+
+_ISA_SCRIPT = """
+import hashlib, sys
+import numpy as np
+import fastnn
+from fastnn import ops
+assert fastnn.build_info()['isa'].startswith(sys.argv[1]), fastnn.build_info()
+rs = np.random.default_rng(3)
+h = hashlib.sha256()
+for shape, k, st, p in [((3, 9, 11, 37), 2, None, 0), ((2, 8, 8, 16), 2, None, 0), ((2, 9, 7, 5), 3, 1, 1),
+                        ((2, 7, 6, 19), (2, 3), (2, 1), (1, 1))]:
+    x = rs.integers(-3, 3, size=shape).astype(np.float32)
+    x[0, 0, 0, :] = np.nan
+    kw = dict(stride=st, padding=p)
+    y, idx = ops.max_pool2d(x, k, **kw)
+    _, win = ops._max_pool2d_window(x, k, **kw)
+    dy = rs.standard_normal(y.shape).astype(np.float32)
+    for a in (y, idx, win, ops._max_pool2d_inference(x, k, **kw), ops.max_pool2d_backward(dy, idx, x.shape),
+              ops._max_pool2d_window_backward(dy, win, x.shape, k, **kw)):
+        h.update(np.ascontiguousarray(a).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_every_isa_gives_the_same_bits():
+    """The max loops are compiled per ISA (pool_max_impl.hpp); they only compare and
+    select, so generic, AVX2 and AVX-512 must agree bitwise (checked in subprocesses)."""
+    import os
+    import subprocess
+    import sys
+    best = fastnn.build_info()["isa"]   # 'generic', 'avx2+fma' or 'avx512'
+    isas = ["generic"] + (["avx2"] if best != "generic" else []) + (["avx512"] if best == "avx512" else [])
+    digests = {}
+    for isa in isas:
+        res = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, isa], env=dict(os.environ, FASTNN_ISA=isa),
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        digests[isa] = res.stdout.strip()
+    assert len(set(digests.values())) == 1, digests
