@@ -150,25 +150,28 @@ i64 max_pool2d_find_bad_index(const i64* idx, i64 count, i64 limit) {
 
 // dy, idx: (N, out_per_image) -> dx: (N, in_per_image); dx[idx[i]] += dy[i] in order i.
 // Images whose indices all point into themselves (anything max_pool2d produced) run in
-// parallel, each checked, zeroed and accumulated while it is in cache; if any image
-// has an index outside it, every index is checked and one serial loop does it all.
+// parallel, each zeroed and accumulated while it is in cache, every index checked just
+// before its add; if some image has an index outside it, every index is checked and
+// one serial loop does it all again.
 i64 max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_image,
                         i64 in_per_image, float* dx) {
   if (N == 0 || in_per_image == 0) return -1;
-  const MaxPoolLoops& L = loops();
   int outside = 0;
 #pragma omp parallel for schedule(static) reduction(| : outside) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 n = 0; n < N; ++n) {
     const i64 lo = n * in_per_image;
     const i64* in = idx + n * out_per_image;
-    if (L.any_outside(in, out_per_image, lo, lo + in_per_image)) {
-      outside = 1;
-      continue;
-    }
     float* dxn = dx + lo;
     for (i64 i = 0; i < in_per_image; ++i) dxn[i] = 0.0f;
     const float* g = dy + n * out_per_image;
-    for (i64 i = 0; i < out_per_image; ++i) dx[in[i]] += g[i];
+    for (i64 i = 0; i < out_per_image; ++i) {
+      const i64 j = in[i] - lo;  // checked as it goes: never writes outside image n
+      if (static_cast<std::uint64_t>(j) >= static_cast<std::uint64_t>(in_per_image)) {
+        outside = 1;
+        break;
+      }
+      dxn[j] += g[i];
+    }
   }
   if (!outside) return -1;
   const i64 total_out = N * out_per_image, total_in = N * in_per_image;

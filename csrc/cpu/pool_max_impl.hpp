@@ -47,8 +47,6 @@ struct MaxPoolLoops {
                    std::int32_t* pos);
   void (*row_window)(const Pool2dShape& s, i64 r, const float* x, float* y, std::uint8_t* win,
                      std::int32_t* pos);
-  // 1 when some idx[i], i < count, lies outside [lo, hi), else 0.
-  int (*any_outside)(const i64* idx, i64 count, i64 lo, i64 hi);
 };
 
 const MaxPoolLoops& max_pool_loops_generic();
@@ -221,15 +219,9 @@ void row_window(const Pool2dShape& s, i64 r, const float* x, float* y, std::uint
   max_pool_row_general<MaxArg::window, std::int32_t>(s, r, x, y, nullptr, win, pos);
 }
 
-int any_outside(const i64* POOL_R idx, i64 count, i64 lo, i64 hi) {
-  int o = 0;
-  for (i64 i = 0; i < count; ++i) o |= (idx[i] < lo) | (idx[i] >= hi);
-  return o;
-}
-
 const MaxPoolLoops& table() {
   static const MaxPoolLoops t{row2x2_none, row2x2_flat, row2x2_window, row2x2_window_backward,
-                              row_none,    row_flat,    row_window,    any_outside};
+                              row_none,    row_flat,    row_window};
   return t;
 }
 
