@@ -165,8 +165,9 @@ i64 max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_imag
     for (i64 i = 0; i < in_per_image; ++i) dxn[i] = 0.0f;
     const float* g = dy + n * out_per_image;
     for (i64 i = 0; i < out_per_image; ++i) {
-      const i64 j = in[i] - lo;  // checked as it goes: never writes outside image n
-      if (static_cast<std::uint64_t>(j) >= static_cast<std::uint64_t>(in_per_image)) {
+      // checked as it goes (unsigned: wraps instead of overflowing for any int64)
+      const std::uint64_t j = static_cast<std::uint64_t>(in[i]) - static_cast<std::uint64_t>(lo);
+      if (j >= static_cast<std::uint64_t>(in_per_image)) {
         outside = 1;
         break;
       }
