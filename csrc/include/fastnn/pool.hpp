@@ -31,8 +31,9 @@
 //  * avg_pool2d_backward is a gather per input element: dx[n,h,w,c] = sum over the
 //    windows (p ascending, then q ascending) containing (h, w) of dy[n,p,q,c] / div.
 //    No scatter, no races, independent of the thread count.
-//  * Work is split over (n, output row) for the forwards, (n, input row) for the
-//    average backward; the inner loops run along C, which is contiguous.
+//  * Work is split over (n, output row) for the forwards and the 2x2 window backward,
+//    over images for the other max backwards, (n, input row) for the average
+//    backward; the inner loops run along C, which is contiguous.
 #pragma once
 #include <cstdint>
 
