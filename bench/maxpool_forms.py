@@ -1,6 +1,6 @@
 """Max pooling: the public op against the MaxPooling2D layer's private forms, CPU time.
 
-    python bench/maxpool_forms.py [--threads 1] [--reps 200] [--old-core PATH]
+    python bench/maxpool_forms.py [--threads 1] [--reps 200] [--old-core PATH] [--clock wall]
 
 For the workbook CNN's two max pools (batch 86, 2x2 windows, stride 2) it times, as
 medians of time.process_time() over --reps calls interleaved round-robin (so a busy
@@ -11,7 +11,8 @@ neighbour slows every variant alike):
 --old-core PATH loads another build's _core extension (e.g. a copy of main's) and times
 its public max_pool2d / max_pool2d_backward beside them, for an old-vs-new comparison
 in one process. process_time counts the CPU time of every thread of the process, so
-use it with --threads 1.
+use it with --threads 1; --clock wall times with perf_counter instead (for --threads 2
+on a quiet machine).
 """
 import argparse
 import importlib.util
@@ -30,7 +31,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--old-core", default=None, help="path of another build's _core*.so")
+    ap.add_argument("--clock", choices=["process", "wall"], default="process")
     args = ap.parse_args()
+    clock = time.process_time if args.clock == "process" else time.perf_counter
     fastnn.set_num_threads(args.threads)
     old = None
     if args.old_core:
@@ -39,7 +42,7 @@ def main():
         spec.loader.exec_module(old)
         old.set_num_threads(args.threads)
     rs = np.random.default_rng(0)
-    print(f"threads {args.threads}, reps {args.reps}, median process_time in microseconds")
+    print(f"threads {args.threads}, reps {args.reps}, median {args.clock} time in microseconds")
     for shape in SHAPES:
         x = rs.standard_normal(shape).astype(np.float32)
         y, idx = ops.max_pool2d(x, 2)
@@ -60,9 +63,9 @@ def main():
             f()
         for _ in range(args.reps):
             for k, f in cases.items():
-                t = time.process_time()
+                t = clock()
                 f()
-                times[k].append(time.process_time() - t)
+                times[k].append(clock() - t)
         med = {k: float(np.median(v)) * 1e6 for k, v in times.items()}
         print(f"x {shape}:")
         for k, v in med.items():
