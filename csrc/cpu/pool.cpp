@@ -78,21 +78,15 @@ void max_pool2d_rows(const Pool2dShape& s, const float* x, float* y, i64* idx, s
   const MaxPoolLoops& L = loops();
   const int nt = num_threads();
   if (is_2x2_stride2(s)) {
-    // k: the winners' window offsets of one output row, per thread
-    Buffer<std::int32_t> k_all(A == MaxArg::none ? 1 : static_cast<std::size_t>(nt * Q * C));
-#pragma omp parallel num_threads(nt) FASTNN_FP_TEAM
-    {
-      std::int32_t* k = k_all.data() + (A == MaxArg::none ? 0 : thread_id() * Q * C);
-#pragma omp for schedule(static)
-      for (i64 r = 0; r < rows; ++r) {
-        const i64 n = r / P, p = r % P;
-        const i64 in_base = ((n * H + 2 * p) * W) * C;  // flat index of x[n, 2p, 0, 0]
-        const float* x0 = x + in_base;
-        float* yr = y + r * Q * C;
-        if (A == MaxArg::none) L.row2x2_none(Q, C, W, x0, yr);
-        if (A == MaxArg::flat) L.row2x2_flat(Q, C, W, x0, yr, idx + r * Q * C, in_base, k);
-        if (A == MaxArg::window) L.row2x2_window(Q, C, W, x0, yr, win + r * Q * C, k);
-      }
+#pragma omp parallel for schedule(static) num_threads(nt) FASTNN_FP_TEAM
+    for (i64 r = 0; r < rows; ++r) {
+      const i64 n = r / P, p = r % P;
+      const i64 in_base = ((n * H + 2 * p) * W) * C;  // flat index of x[n, 2p, 0, 0]
+      const float* x0 = x + in_base;
+      float* yr = y + r * Q * C;
+      if (A == MaxArg::none) L.row2x2_none(Q, C, W, x0, yr);
+      if (A == MaxArg::flat) L.row2x2_flat(Q, C, W, x0, yr, idx + r * Q * C, in_base);
+      if (A == MaxArg::window) L.row2x2_window(Q, C, W, x0, yr, win + r * Q * C);
     }
     return;
   }

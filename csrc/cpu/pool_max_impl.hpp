@@ -16,6 +16,7 @@
 #ifndef FASTNN_POOL_MAX_DECL
 #define FASTNN_POOL_MAX_DECL
 #include <cstdint>
+#include <cstring>
 
 #include "fastnn/common.hpp"
 #include "fastnn/pool.hpp"
@@ -30,11 +31,8 @@ struct MaxPoolLoops {
   // One output row of a 2x2 / stride 2 / no padding pool: Q pixels x C channels from
   // the input rows x0 and x0 + W*C (columns 0 .. 2Q-1). idx_base: flat index of x0[0].
   void (*row2x2_none)(i64 Q, i64 C, i64 W, const float* x0, float* y);
-  // k: Q*C int32 of scratch.
-  void (*row2x2_flat)(i64 Q, i64 C, i64 W, const float* x0, float* y, i64* idx, i64 idx_base,
-                      std::int32_t* k);
-  void (*row2x2_window)(i64 Q, i64 C, i64 W, const float* x0, float* y, std::uint8_t* win,
-                        std::int32_t* k);
+  void (*row2x2_flat)(i64 Q, i64 C, i64 W, const float* x0, float* y, i64* idx, i64 idx_base);
+  void (*row2x2_window)(i64 Q, i64 C, i64 W, const float* x0, float* y, std::uint8_t* win);
   // Its gradient from window offsets: writes the whole input rows dx0 and dx0 + W*C
   // (each element 0.0f + its dy, or 0.0f; columns >= 2Q are not in any window).
   // Returns nonzero when some offset is > 3 (the rows are then unspecified).
@@ -133,65 +131,89 @@ namespace {
 
 // The 2x2 window of output pixel q, channel c: (2p, 2q), (2p, 2q+1), (2p+1, 2q),
 // (2p+1, 2q+1), visited in that (row-major) order as one pass per window element over
-// the whole output row, y holding the running maximum and k (int32, scratch) the
-// winner's window offset. One select per loop body: that is what GCC vectorizes.
-template <MaxArg A>
-void row2x2(i64 Q, i64 C, i64 W, const float* POOL_R x0, float* POOL_R y, std::int32_t* POOL_R k) {
+// the whole output row, y holding the running maximum: one select per loop body,
+// which GCC vectorizes. (Measured: faster than one fused loop over the four elements
+// when x comes from memory rather than cache.)
+void row2x2_max(i64 Q, i64 C, i64 W, const float* POOL_R x0, float* POOL_R y) {
   const float* POOL_R x1 = x0 + W * C;
   for (i64 q = 0; q < Q; ++q) {  // (2p, 2q) against (2p, 2q+1)
     const float* POOL_R a = x0 + 2 * q * C;
     float* POOL_R yq = y + q * C;
-    std::int32_t* POOL_R kq = k + q * C;
     for (i64 c = 0; c < C; ++c) {
       const float u = a[c], v = a[C + c];
-      const bool t = max_pool_takes(v, u);
-      yq[c] = t ? v : u;
-      if (A != MaxArg::none) kq[c] = t ? 1 : 0;
+      yq[c] = max_pool_takes(v, u) ? v : u;
     }
   }
-  for (std::int32_t e = 2; e < 4; ++e) {  // then (2p+1, 2q), (2p+1, 2q+1)
+  for (i64 e = 0; e < 2; ++e) {  // then (2p+1, 2q), (2p+1, 2q+1)
     for (i64 q = 0; q < Q; ++q) {
-      const float* POOL_R b = x1 + (2 * q + (e - 2)) * C;
+      const float* POOL_R b = x1 + (2 * q + e) * C;
       float* POOL_R yq = y + q * C;
-      std::int32_t* POOL_R kq = k + q * C;
       for (i64 c = 0; c < C; ++c) {
         const float u = yq[c], v = b[c];
-        const bool t = max_pool_takes(v, u);
-        yq[c] = t ? v : u;
-        if (A != MaxArg::none) kq[c] = t ? e : kq[c];
+        yq[c] = max_pool_takes(v, u) ? v : u;
       }
     }
   }
 }
 
-void row2x2_none(i64 Q, i64 C, i64 W, const float* x0, float* y) {
-  row2x2<MaxArg::none>(Q, C, W, x0, y, nullptr);
+// The winner's window offset, once the maximum m is known: the first element equal to
+// m, or the first NaN when m is NaN. That is the element the running maximum kept:
+// every element before the first maximum is smaller and none after it is greater
+// (+0 and -0 compare equal, and the first of them wins either way). Computed in
+// registers after y: tracking it in memory during the passes ("keep the old offset"
+// selects) becomes masked stores with AVX-512, which stall the loads that follow.
+inline std::int32_t winner2x2(float a, float b, float d, float m) {
+  const bool nan = m != m;
+  std::int32_t k = 3;
+  k = ((d == m) | (nan & (d != d))) ? 2 : k;
+  k = ((b == m) | (nan & (b != b))) ? 1 : k;
+  k = ((a == m) | (nan & (a != a))) ? 0 : k;
+  return k;
 }
-void row2x2_flat(i64 Q, i64 C, i64 W, const float* x0, float* POOL_R y, i64* POOL_R idx,
-                 i64 idx_base, std::int32_t* POOL_R k) {
-  row2x2<MaxArg::flat>(Q, C, W, x0, y, k);
+
+void row2x2_none(i64 Q, i64 C, i64 W, const float* x0, float* y) { row2x2_max(Q, C, W, x0, y); }
+
+void row2x2_flat(i64 Q, i64 C, i64 W, const float* POOL_R x0, float* POOL_R y, i64* POOL_R idx,
+                 i64 idx_base) {
+  row2x2_max(Q, C, W, x0, y);
   const i64 WC = W * C;
-  for (i64 q = 0; q < Q; ++q) {
-    const i64 base = idx_base + 2 * q * C;
+  const float* POOL_R x1 = x0 + WC;
+  for (i64 q = 0; q < Q; ++q) {  // the two input rows are in cache now
+    const float* POOL_R a = x0 + 2 * q * C;
+    const float* POOL_R d = x1 + 2 * q * C;
+    const float* POOL_R yq = y + q * C;
     i64* POOL_R iq = idx + q * C;
-    const std::int32_t* POOL_R kq = k + q * C;
-    for (i64 c = 0; c < C; ++c)
-      iq[c] = base + c + static_cast<i64>(kq[c] & 1) * C + static_cast<i64>(kq[c] >> 1) * WC;
+    const i64 base = idx_base + 2 * q * C;
+    for (i64 c = 0; c < C; ++c) {
+      const std::int32_t k = winner2x2(a[c], a[C + c], d[c], yq[c]);
+      iq[c] = base + c + static_cast<i64>(k & 1) * C + static_cast<i64>(k >> 1) * WC;
+    }
   }
 }
-void row2x2_window(i64 Q, i64 C, i64 W, const float* x0, float* POOL_R y, std::uint8_t* POOL_R win,
-                   std::int32_t* POOL_R k) {
-  row2x2<MaxArg::window>(Q, C, W, x0, y, k);
-  for (i64 i = 0; i < Q * C; ++i) win[i] = static_cast<std::uint8_t>(k[i]);
+
+void row2x2_window(i64 Q, i64 C, i64 W, const float* POOL_R x0, float* POOL_R y,
+                   std::uint8_t* POOL_R win) {
+  row2x2_max(Q, C, W, x0, y);
+  const float* POOL_R x1 = x0 + W * C;
+  for (i64 q = 0; q < Q; ++q) {
+    const float* POOL_R a = x0 + 2 * q * C;
+    const float* POOL_R d = x1 + 2 * q * C;
+    const float* POOL_R yq = y + q * C;
+    std::uint8_t* POOL_R wq = win + q * C;
+    for (i64 c = 0; c < C; ++c) wq[c] = static_cast<std::uint8_t>(winner2x2(a[c], a[C + c], d[c], yq[c]));
+  }
 }
+
 int row2x2_window_backward(i64 Q, i64 C, i64 W, const float* POOL_R dy,
                            const std::uint8_t* POOL_R win, float* POOL_R dx0) {
   const i64 WC = W * C;
   int bad = 0;
   for (i64 i = 0; i < Q * C; ++i) bad |= win[i] > 3;
   // one pass per window element, so each loop has a single store stream (GCC would
-  // otherwise version the loop on run-time alias checks between the four)
-  for (std::int32_t e = 0; e < 4; ++e) {
+  // otherwise version the loop on run-time alias checks between the four); the
+  // select is a bit mask, which GCC vectorizes on every ISA (a ?: here became a
+  // branch with AVX2)
+  for (std::uint8_t e = 0; e < 4; ++e) {
     float* POOL_R row = dx0 + (e >> 1) * WC + (e & 1) * C;
     for (i64 q = 0; q < Q; ++q) {
       float* POOL_R out = row + 2 * q * C;
@@ -199,7 +221,10 @@ int row2x2_window_backward(i64 Q, i64 C, i64 W, const float* POOL_R dy,
       const std::uint8_t* POOL_R wq = win + q * C;
       for (i64 c = 0; c < C; ++c) {
         const float v = 0.0f + g[c];  // what a zeroed dx plus dy gives (-0 -> +0)
-        out[c] = wq[c] == e ? v : 0.0f;
+        std::uint32_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        bits &= 0u - static_cast<std::uint32_t>(wq[c] == e);  // v, or +0.0f
+        std::memcpy(&out[c], &bits, sizeof bits);
       }
     }
   }
