@@ -44,8 +44,14 @@ def op_scalar_cases():
     x, w = _r(rs, 2, 6, 5, 3), _r(rs, 3, 3, 3, 4)
     y = ops.conv2d(x, w, padding=1)
     p, idx = ops.max_pool2d(x, 2)
+    _, win = ops._max_pool2d_window(x, 2)
     bx = _r(rs, 8, 4)
     for v in BAD_PAIRS + [(2**31, 2**31)]:
+        yield "ops", f"_max_pool2d_inference pool={v!r}", lambda v=v: ops._max_pool2d_inference(x, v)
+        yield "ops", f"_max_pool2d_window pool={v!r}", lambda v=v: ops._max_pool2d_window(x, v)
+        yield "ops", f"_max_pool2d_window stride={v!r}", lambda v=v: ops._max_pool2d_window(x, 2, stride=v)
+        yield "ops", f"_max_pool2d_window_backward pool={v!r}", \
+            lambda v=v: ops._max_pool2d_window_backward(p, win, x.shape, v)
         yield "ops", f"conv2d stride={v!r}", lambda v=v: ops.conv2d(x, w, stride=v)
         yield "ops", f"conv2d_backward stride={v!r}", lambda v=v: ops.conv2d_backward(y, x, w, stride=v, padding=1)
         yield "ops", f"max_pool2d pool={v!r}", lambda v=v: ops.max_pool2d(x, v)
@@ -58,6 +64,10 @@ def op_scalar_cases():
         yield "ops", f"conv2d padding={v!r}", lambda v=v: ops.conv2d(x, w, padding=v)
         yield "ops", f"conv2d_backward padding={v!r}", lambda v=v: ops.conv2d_backward(y, x, w, padding=v)
         yield "ops", f"max_pool2d padding={v!r}", lambda v=v: ops.max_pool2d(x, 2, padding=v)
+        yield "ops", f"_max_pool2d_inference padding={v!r}", lambda v=v: ops._max_pool2d_inference(x, 2, padding=v)
+        yield "ops", f"_max_pool2d_window padding={v!r}", lambda v=v: ops._max_pool2d_window(x, 2, padding=v)
+        yield "ops", f"_max_pool2d_window_backward padding={v!r}", \
+            lambda v=v: ops._max_pool2d_window_backward(p, win, x.shape, 2, padding=v)
         yield "ops", f"avg_pool2d padding={v!r}", lambda v=v: ops.avg_pool2d(x, 3, padding=v)
     big_w = _r(rs, 7, 7, 3, 2)   # kernel larger than the 6x5 input
     yield "ops", "conv2d kernel > input valid", lambda: ops.conv2d(x, big_w, padding="valid")
@@ -74,12 +84,17 @@ def op_scalar_cases():
         cx = _claimed(shape)
         yield "ops", f"conv2d claimed x {shape}", lambda cx=cx: ops.conv2d(cx, _r(rs, 1, 1, shape[3], 4))
         yield "ops", f"max_pool2d claimed x {shape}", lambda cx=cx: ops.max_pool2d(cx, 1)
+        yield "ops", f"_max_pool2d_window claimed x {shape}", lambda cx=cx: ops._max_pool2d_window(cx, 1)
+        yield "ops", f"_max_pool2d_window_backward x_shape {shape}", \
+            lambda s=shape: ops._max_pool2d_window_backward(p, win, s, 2)
         yield "ops", f"relu claimed x {shape}", lambda cx=cx: ops.relu(cx)
         yield "ops", f"max_pool2d_backward x_shape {shape}", lambda s=shape: ops.max_pool2d_backward(p, idx, s)
         yield "ops", f"avg_pool2d_backward x_shape {shape}", lambda s=shape: ops.avg_pool2d_backward(p, s)
     for s in [(2, 6, 5), (2, 6, 5, 3, 1), (2, -6, 5, 3), (2, 6, 5, 3.5), "abc", None, (2**63, 1, 1, 1),
               (-(2**63), 1, 1, 1), (2, 6, 5, 4)]:
         yield "ops", f"max_pool2d_backward x_shape={s!r}", lambda s=s: ops.max_pool2d_backward(p, idx, s)
+        yield "ops", f"_max_pool2d_window_backward x_shape={s!r}", \
+            lambda s=s: ops._max_pool2d_window_backward(p, win, s, 2)
         yield "ops", f"avg_pool2d_backward x_shape={s!r}", lambda s=s: ops.avg_pool2d_backward(p, s)
     cw = _claimed((2**20, 2**20, 3, 4))
     yield "ops", "conv2d claimed huge kernel", lambda: ops.conv2d(x, cw, padding="same")

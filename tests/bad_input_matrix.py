@@ -23,6 +23,7 @@ def _valid_calls():
     x4, w4 = r(2, 6, 5, 3), r(3, 3, 3, 4)
     y4 = ops.conv2d(x4, w4, padding=1)
     p, idx = ops.max_pool2d(x4, 2)
+    _, win = ops._max_pool2d_window(x4, 2)
     lx, lk, lrk, lb = r(2, 4, 3), r(3, 20), r(5, 20), r(20)
     _, _, _, lcache = ops.lstm_forward(lx, lk, lrk, lb)
     gk, grk, gb = r(3, 15), r(5, 15), r(2, 15)
@@ -35,6 +36,9 @@ def _valid_calls():
         ("conv2d_backward", ops.conv2d_backward, [y4, x4, w4], dict(padding=1)),
         ("max_pool2d", ops.max_pool2d, [x4], {}),
         ("max_pool2d_backward", ops.max_pool2d_backward, [p, idx, x4.shape], {}),
+        ("_max_pool2d_inference", ops._max_pool2d_inference, [x4], {}),
+        ("_max_pool2d_window", ops._max_pool2d_window, [x4], {}),
+        ("_max_pool2d_window_backward", ops._max_pool2d_window_backward, [p, win, x4.shape, 2], {}),
         ("avg_pool2d", ops.avg_pool2d, [x4], {}),
         ("avg_pool2d_backward", ops.avg_pool2d_backward, [p, x4.shape], {}),
         ("dense", ops.dense, [bx, r(4, 3), r(3)], {}),

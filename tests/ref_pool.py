@@ -6,7 +6,7 @@ NHWC; pool / stride / padding are ints or (h, w) pairs, stride None = pool.
 import numpy as np  # noqa: F401
 
 __all__ = ["pool_pair", "pool_geometry", "max_pool2d", "max_pool2d_backward",
-           "avg_pool2d", "avg_pool2d_backward"]
+           "max_pool2d_window", "max_pool2d_window_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 
 def pool_pair(v):
@@ -64,6 +64,36 @@ def max_pool2d_backward(dy, idx, x_shape):
     dx = np.zeros(int(np.prod(x_shape)))
     np.add.at(dx, np.asarray(idx).reshape(-1), np.asarray(dy, dtype=np.float64).reshape(-1))
     return dx.reshape(x_shape)
+
+
+def max_pool2d_window(x, pool=2, stride=None, padding=0):
+    """The layer's private form: (y float64, win) with win the winner's offset dh*kw + dw
+    inside its padded window ((dh, dw) from the window's top-left corner, padding
+    included); same winners as max_pool2d."""
+    y, idx = max_pool2d(x, pool, stride, padding)
+    N, H, W, C = np.shape(x)
+    kh, kw, sh, sw, ph, pw, P, Q = pool_geometry(np.shape(x), pool, stride, padding)
+    h = (idx // (W * C)) % H
+    w = (idx // C) % W
+    top = (np.arange(P) * sh - ph)[None, :, None, None]
+    left = (np.arange(Q) * sw - pw)[None, None, :, None]
+    win = (h - top) * kw + (w - left)
+    return y, win.astype(np.int64)
+
+
+def max_pool2d_window_backward(dy, win, x_shape, pool=2, stride=None, padding=0):
+    """dx (float64): dy added at the element each offset names."""
+    N, H, W, C = x_shape
+    kh, kw, sh, sw, ph, pw, P, Q = pool_geometry(x_shape, pool, stride, padding)
+    win = np.asarray(win, dtype=np.int64)
+    n = np.arange(N)[:, None, None, None]
+    h = (np.arange(P) * sh - ph)[None, :, None, None] + win // kw
+    w = (np.arange(Q) * sw - pw)[None, None, :, None] + win % kw
+    c = np.arange(C)[None, None, None, :]
+    dx = np.zeros(tuple(x_shape))
+    np.add.at(dx, (np.broadcast_to(n, win.shape), h, w, np.broadcast_to(c, win.shape)),
+              np.asarray(dy, dtype=np.float64))
+    return dx
 
 
 def _divisor(pool, h0, h1, w0, w1, count_include_pad):

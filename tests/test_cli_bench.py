@@ -319,3 +319,19 @@ def test_memory_bench_runs_and_reports_every_row(tmp_path):
     except ImportError:
         return
     assert libs.count("torch") == 2, res.stdout
+
+
+def test_maxpool_forms_bench_runs_and_reports_every_form():
+    """bench/maxpool_forms.py (the public max pool against the layer's private forms)
+    runs end to end from a checkout; --old-core loads a _core extension beside ours
+    (here our own, so the import path is exercised)."""
+    import subprocess
+    from fastnn import _core
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, os.path.join(root, "bench", "maxpool_forms.py"), "--reps", "1",
+                          "--old-core", _core.__file__], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    import re
+    for form in ("public fwd", "public bwd", "window fwd", "window bwd", "inference", "old public fwd"):
+        rows = re.findall(rf"^  {form} +\d+$", res.stdout, flags=re.M)
+        assert len(rows) == 2, res.stdout   # one row per shape

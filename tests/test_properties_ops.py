@@ -2,7 +2,8 @@
 against the float64 references over random shapes and parameters: activations and their
 backward passes, softmax, dropout (mask and scale semantics), batch norm forward and
 backward, the losses, the optimizer updates, GRU and SimpleRNN forward and backward,
-and the augmentation warp. 25 examples per property; `pytest --long` runs 1000."""
+and the augmentation warp, and the MaxPooling2D layer's private max-pool forms. 25 examples
+per property; `pytest --long` runs 1000."""
 import numpy as np
 import pytest
 
@@ -219,3 +220,28 @@ def test_affine_warp_property(n, h, w, c, mode, seed):
                                             bool(rs.integers(2)), bool(rs.integers(2)), h, w) for _ in range(n)])
     out = _core.affine_warp(x, mats, None, fill_mode=mode, cval=0.25)
     compare(out, ref.ref_affine_warp(x, mats, fill_mode=mode, cval=0.25), name=mode)
+
+
+@given(st.integers(0, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.integers(0, 2), st.integers(0, 2), st.integers(1, 20), SEED)
+def test_max_pool_layer_forms_property(n, kh, kw, sh, sw, ph, pw, c, seed):
+    """The MaxPooling2D layer's private forms (y only; uint8 window offsets and their
+    backward) against the public op, bitwise, and the float64 reference: random windows,
+    strides and paddings on inputs full of ties, with NaN and -0.0."""
+    ph, pw = min(ph, kh // 2), min(pw, kw // 2)
+    rs = np.random.default_rng(seed)
+    H, W = kh + int(rs.integers(0, 7)), kw + int(rs.integers(0, 7))
+    x = rs.integers(-2, 3, size=(n, H, W, c)).astype(np.float32)
+    x[rs.random(x.shape) < 0.05] = np.nan
+    x[x == 0] = -0.0
+    kw_ = dict(stride=(sh, sw), padding=(ph, pw))
+    y, idx = ops.max_pool2d(x, (kh, kw), **kw_)
+    y_win, win = ops._max_pool2d_window(x, (kh, kw), **kw_)
+    same_bits(y_win, y)
+    same_bits(ops._max_pool2d_inference(x, (kh, kw), **kw_), y)
+    y_ref, win_ref = ref.max_pool2d_window(x, (kh, kw), (sh, sw), (ph, pw))
+    np.testing.assert_array_equal(win, win_ref)
+    dy = _rand(seed + 1, y.shape)
+    dx = ops._max_pool2d_window_backward(dy, win, x.shape, (kh, kw), **kw_)
+    same_bits(dx, ops.max_pool2d_backward(dy, idx, x.shape))
+    compare(dx, ref.max_pool2d_window_backward(dy, win, x.shape, (kh, kw), (sh, sw), (ph, pw)), name="dx")

@@ -19,8 +19,9 @@ ln -sf "$bdir"/_core*.so "$site/"
 libasan=$(g++ -print-file-name=libasan.so)
 libubsan=$(g++ -print-file-name=libubsan.so)
 if [ $# -eq 0 ]; then
-  set -- tests/test_conv.py tests/test_pool.py tests/test_dense.py tests/test_norm.py tests/test_activation.py \
-    tests/test_loss.py tests/test_optim.py tests/test_augment.py tests/test_rnn.py tests/test_gemm_paths.py tests/test_bad_input_matrix.py \
+  set -- tests/test_conv.py tests/test_pool.py tests/test_pool_layer_ops.py tests/test_dense.py tests/test_norm.py \
+    tests/test_activation.py tests/test_loss.py tests/test_optim.py tests/test_augment.py tests/test_rnn.py \
+    tests/test_gemm_paths.py tests/test_bad_input_matrix.py \
     tests/test_savefile.py tests/test_cuda.py tests/test_fp_env.py tests/test_properties_ops.py -m "not torch" \
     -p no:cacheprovider -q
 fi

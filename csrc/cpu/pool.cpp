@@ -3,6 +3,9 @@
 
 #include <cstdint>
 #include <limits>
+
+#define FASTNN_POOL_NS pool_generic
+#include "pool_max_impl.hpp"
 #ifdef FASTNN_OPENMP
 #include <omp.h>
 #endif
@@ -48,64 +51,85 @@ void axis_divisors(i64 n_out, i64 stride, i64 pad, i64 k, i64 n_in, bool count_i
   }
 }
 
-// PosT holds a pixel offset h*W + w inside one image: int32 when it fits (so the
-// per-channel select vectorizes alongside the float compare), else int64.
-template <class PosT>
-void max_pool2d_impl(const Pool2dShape& s, const float* x, float* y, i64* idx) {
-  const i64 H = s.H, W = s.W, C = s.C, P = s.P, Q = s.Q;
-  const i64 rows = s.N * P;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const int nt = num_threads();
-  Buffer<PosT> pos_all(static_cast<std::size_t>(nt) * static_cast<std::size_t>(C));
+// Max-pooling loops of the active ISA (pool_max_impl.hpp, one copy per ISA; every
+// copy gives the same bits).
+const MaxPoolLoops& loops() {
+  static const MaxPoolLoops& t = []() -> const MaxPoolLoops& {
+#ifdef FASTNN_X86
+    if (active_isa() == Isa::avx512) return max_pool_loops_avx512();
+    if (active_isa() == Isa::avx2) return max_pool_loops_avx2();
+#endif
+    return max_pool_loops_generic();
+  }();
+  return t;
+}
 
+inline bool is_2x2_stride2(const Pool2dShape& s) {
+  return s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 && s.pw == 0;
+}
+
+// The forwards: work split over output rows r = n*P + p (static schedule); each
+// output element depends only on its own window.
+template <MaxArg A>
+void max_pool2d_rows(const Pool2dShape& s, const float* x, float* y, i64* idx, std::uint8_t* win) {
+  const i64 H = s.H, W = s.W, C = s.C, P = s.P, Q = s.Q;
+  if (s.N * P * Q * C == 0) return;
+  const i64 rows = s.N * P;
+  const MaxPoolLoops& L = loops();
+  const int nt = num_threads();
+  if (is_2x2_stride2(s)) {
+#pragma omp parallel for schedule(static) num_threads(nt) FASTNN_FP_TEAM
+    for (i64 r = 0; r < rows; ++r) {
+      const i64 n = r / P, p = r % P;
+      const i64 in_base = ((n * H + 2 * p) * W) * C;  // flat index of x[n, 2p, 0, 0]
+      const float* x0 = x + in_base;
+      float* yr = y + r * Q * C;
+      if (A == MaxArg::none) L.row2x2_none(Q, C, W, x0, yr);
+      if (A == MaxArg::flat) L.row2x2_flat(Q, C, W, x0, yr, idx + r * Q * C, in_base);
+      if (A == MaxArg::window) L.row2x2_window(Q, C, W, x0, yr, win + r * Q * C);
+    }
+    return;
+  }
+  if (A == MaxArg::none) {
+#pragma omp parallel for schedule(static) num_threads(nt) FASTNN_FP_TEAM
+    for (i64 r = 0; r < rows; ++r) L.row_none(s, r, x, y);
+    return;
+  }
+  const bool wide = A == MaxArg::flat && H * W > std::numeric_limits<std::int32_t>::max();
+  Buffer<std::int32_t> pos32(wide ? 1 : static_cast<std::size_t>(nt) * static_cast<std::size_t>(C));
+  Buffer<i64> pos64(wide ? static_cast<std::size_t>(nt) * static_cast<std::size_t>(C) : 1);
 #pragma omp parallel num_threads(nt) FASTNN_FP_TEAM
   {
-    PosT* pos = pos_all.data() + static_cast<i64>(thread_id()) * C;  // best pixel per channel
+    const i64 t = thread_id();
+    std::int32_t* pos = pos32.data() + (wide ? 0 : t * C);
+    i64* pos_wide = pos64.data() + (wide ? t * C : 0);
 #pragma omp for schedule(static)
-    for (i64 r = 0; r < rows; ++r) {  // r = n*P + p
-      const i64 n = r / P, p = r % P;
-      i64 h_lo, h_hi;
-      window_range(p, s.sh, s.ph, s.kh, H, h_lo, h_hi);
-      const float* xn = x + n * H * W * C;
-      for (i64 q = 0; q < Q; ++q) {
-        i64 w_lo, w_hi;
-        window_range(q, s.sw, s.pw, s.kw, W, w_lo, w_hi);
-        float* yq = y + (r * Q + q) * C;  // running maximum per channel
-        i64* iq = idx + (r * Q + q) * C;
-        const PosT first = static_cast<PosT>(h_lo * W + w_lo);
-        for (i64 c = 0; c < C; ++c) {
-          yq[c] = neg_inf;
-          pos[c] = first;
-        }
-        for (i64 h = h_lo; h < h_hi; ++h) {
-          for (i64 w = w_lo; w < w_hi; ++w) {
-            const PosT pix = static_cast<PosT>(h * W + w);
-            const float* xp = xn + (h * W + w) * C;
-            for (i64 c = 0; c < C; ++c) {
-              const float v = xp[c], best = yq[c];
-              // strictly greater (first maximum wins), or the first NaN
-              const bool take = (v > best) | ((v != v) & (best == best));
-              yq[c] = take ? v : best;
-              pos[c] = take ? pix : pos[c];
-            }
-          }
-        }
-        const i64 base = n * H * W;
-        for (i64 c = 0; c < C; ++c) iq[c] = (base + static_cast<i64>(pos[c])) * C + c;
-      }
+    for (i64 r = 0; r < rows; ++r) {
+      if (A == MaxArg::window)
+        L.row_window(s, r, x, y, win, pos);
+      else if (!wide)
+        L.row_flat(s, r, x, y, idx, pos);
+      else  // an image of 2**31 pixels or more: int64 positions, baseline loop
+        max_pool_row_general<MaxArg::flat, i64>(s, r, x, y, idx, nullptr, pos_wide);
     }
   }
 }
 
 }  // namespace
 
+const MaxPoolLoops& max_pool_loops_generic() { return pool_generic::table(); }
+
 // x: (N, H, W, C) -> y, idx: (N, P, Q, C)
 void max_pool2d(const Pool2dShape& s, const float* x, float* y, i64* idx) {
-  if (s.N * s.P * s.Q * s.C == 0) return;
-  if (s.H * s.W <= std::numeric_limits<std::int32_t>::max())
-    max_pool2d_impl<std::int32_t>(s, x, y, idx);
-  else
-    max_pool2d_impl<i64>(s, x, y, idx);
+  max_pool2d_rows<MaxArg::flat>(s, x, y, idx, nullptr);
+}
+
+void max_pool2d_inference(const Pool2dShape& s, const float* x, float* y) {
+  max_pool2d_rows<MaxArg::none>(s, x, y, nullptr, nullptr);
+}
+
+void max_pool2d_window(const Pool2dShape& s, const float* x, float* y, std::uint8_t* win) {
+  max_pool2d_rows<MaxArg::window>(s, x, y, nullptr, win);
 }
 
 i64 max_pool2d_find_bad_index(const i64* idx, i64 count, i64 limit) {
@@ -119,35 +143,101 @@ i64 max_pool2d_find_bad_index(const i64* idx, i64 count, i64 limit) {
 }
 
 // dy, idx: (N, out_per_image) -> dx: (N, in_per_image); dx[idx[i]] += dy[i] in order i.
-void max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_image,
-                         i64 in_per_image, float* dx) {
-  const i64 total_in = N * in_per_image;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) FASTNN_FP_TEAM
-  for (i64 i = 0; i < total_in; ++i) dx[i] = 0.0f;
-  if (N == 0 || out_per_image == 0) return;
-
-  // Does every index of image n point into image n? Then images are independent.
+// Images whose indices all point into themselves (anything max_pool2d produced) run in
+// parallel, each zeroed and accumulated while it is in cache, every index checked just
+// before its add; if some image has an index outside it, every index is checked and
+// one serial loop does it all again.
+i64 max_pool2d_backward(const float* dy, const i64* idx, i64 N, i64 out_per_image,
+                        i64 in_per_image, float* dx) {
+  if (N == 0 || in_per_image == 0) return -1;
   int outside = 0;
 #pragma omp parallel for schedule(static) reduction(| : outside) num_threads(num_threads()) FASTNN_FP_TEAM
   for (i64 n = 0; n < N; ++n) {
-    const i64 lo = n * in_per_image, hi = lo + in_per_image;
+    const i64 lo = n * in_per_image;
     const i64* in = idx + n * out_per_image;
-    int o = 0;
-    for (i64 i = 0; i < out_per_image; ++i) o |= (in[i] < lo) | (in[i] >= hi);
-    outside |= o;
+    float* dxn = dx + lo;
+    for (i64 i = 0; i < in_per_image; ++i) dxn[i] = 0.0f;
+    const float* g = dy + n * out_per_image;
+    for (i64 i = 0; i < out_per_image; ++i) {
+      // checked as it goes (unsigned: wraps instead of overflowing for any int64)
+      const std::uint64_t j = static_cast<std::uint64_t>(in[i]) - static_cast<std::uint64_t>(lo);
+      if (j >= static_cast<std::uint64_t>(in_per_image)) {
+        outside = 1;
+        break;
+      }
+      dxn[j] += g[i];
+    }
   }
+  if (!outside) return -1;
+  const i64 total_out = N * out_per_image, total_in = N * in_per_image;
+  const i64 bad = max_pool2d_find_bad_index(idx, total_out, total_in);
+  if (bad >= 0) return bad;
+  for (i64 i = 0; i < total_in; ++i) dx[i] = 0.0f;
+  for (i64 i = 0; i < total_out; ++i) dx[idx[i]] += dy[i];
+  return -1;
+}
 
-  if (!outside) {
-#pragma omp parallel for schedule(static) num_threads(num_threads()) FASTNN_FP_TEAM
-    for (i64 n = 0; n < N; ++n) {
-      const i64* in = idx + n * out_per_image;
-      const float* g = dy + n * out_per_image;
-      for (i64 i = 0; i < out_per_image; ++i) dx[in[i]] += g[i];
+// dy, win: (N, P, Q, C) -> dx: (N, H, W, C). 2x2 / stride 2 / no padding: each input
+// element gets at most one contribution, written directly per output row. Otherwise
+// per image: zero, then dx[winner] += dy in output order (what the flat-index path
+// does, so the bits agree).
+i64 max_pool2d_window_backward(const Pool2dShape& s, const float* dy, const std::uint8_t* win,
+                               float* dx) {
+  const i64 H = s.H, W = s.W, C = s.C, P = s.P, Q = s.Q, N = s.N;
+  if (N * H * W * C == 0) return -1;
+  const int nt = num_threads();
+  const i64 out_per_image = P * Q * C, in_per_image = H * W * C;
+  int bad = 0;
+  if (is_2x2_stride2(s)) {
+    const MaxPoolLoops& L = loops();
+    const i64 rows = N * P;
+#pragma omp parallel for schedule(static) reduction(| : bad) num_threads(nt) FASTNN_FP_TEAM
+    for (i64 r = 0; r < rows; ++r) {
+      const i64 n = r / P, p = r % P;
+      float* dx0 = dx + ((n * H + 2 * p) * W) * C;
+      bad |= L.row2x2_window_backward(Q, C, W, dy + r * Q * C, win + r * Q * C, dx0);
+      if (p == P - 1)  // input rows below the last window (odd H)
+        for (i64 i = (n * H + 2 * P) * W * C; i < (n + 1) * in_per_image; ++i) dx[i] = 0.0f;
     }
   } else {
-    const i64 total_out = N * out_per_image;
-    for (i64 i = 0; i < total_out; ++i) dx[idx[i]] += dy[i];
+    const i64 kk = s.kh * s.kw;
+#pragma omp parallel for schedule(static) reduction(| : bad) num_threads(nt) FASTNN_FP_TEAM
+    for (i64 n = 0; n < N; ++n) {
+      float* dxn = dx + n * in_per_image;
+      for (i64 i = 0; i < in_per_image; ++i) dxn[i] = 0.0f;
+      const float* g = dy + n * out_per_image;
+      const std::uint8_t* wn = win + n * out_per_image;
+      int b = 0;
+      for (i64 p = 0; p < P; ++p) {
+        const i64 h_start = p * s.sh - s.ph;
+        for (i64 q = 0; q < Q; ++q) {
+          const i64 w_start = q * s.sw - s.pw;
+          const i64 o = (p * Q + q) * C;
+          for (i64 c = 0; c < C; ++c) {
+            const i64 k = wn[o + c];
+            const i64 h = h_start + k / s.kw, w = w_start + k % s.kw;
+            if (k >= kk || h < 0 || h >= H || w < 0 || w >= W) {
+              b = 1;
+              continue;
+            }
+            dxn[(h * W + w) * C + c] += g[o + c];
+          }
+        }
+      }
+      bad |= b;
+    }
   }
+  if (!bad) return -1;
+  // the first offset that is out of its window or points at padding
+  const i64 kk = s.kh * s.kw;
+  for (i64 i = 0; i < N * out_per_image; ++i) {
+    const i64 c = i % C, q = (i / C) % Q, p = (i / (C * Q)) % P;
+    (void)c;
+    const i64 k = win[i];
+    const i64 h = p * s.sh - s.ph + k / s.kw, w = q * s.sw - s.pw + k % s.kw;
+    if (k >= kk || h < 0 || h >= H || w < 0 || w >= W) return i;
+  }
+  return -1;
 }
 
 // Divisor of every output row (dh, P values) and column (dw, Q values).

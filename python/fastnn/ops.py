@@ -85,6 +85,10 @@ max_pool2d = _dispatching("max_pool2d", "x")
 max_pool2d_backward = _dispatching("max_pool2d_backward", "dy")
 avg_pool2d = _dispatching("avg_pool2d", "x")
 avg_pool2d_backward = _dispatching("avg_pool2d_backward", "dy")
+# private, CPU only: the MaxPooling2D layer's inference and compact-index training forms
+_max_pool2d_inference = _cpu_only("max_pool2d_inference", "x")
+_max_pool2d_window = _cpu_only("max_pool2d_window", "x")
+_max_pool2d_window_backward = _cpu_only("max_pool2d_window_backward", "dy")
 # dense
 dense = _dispatching("dense", "x")
 dense_backward = _dispatching("dense_backward", "dy")

@@ -152,24 +152,43 @@ class _Pool2D(Layer):
 
 class MaxPooling2D(_Pool2D):
     """Max pooling (Keras class name; MaxPool2D is an alias, as in Keras). Ties go to the
-    first maximum in row-major window order; padding never wins."""
+    first maximum in row-major window order; padding never wins.
+
+    Inference (training=False) computes y only. Training records the winner of each
+    window as a uint8 offset inside the window (windows of up to 256 elements; larger
+    ones fall back to the int64 flat indices of ops.max_pool2d); the backward gives
+    bitwise the dx of ops.max_pool2d_backward."""
+
+    _WINDOW_OFFSET_LIMIT = 256
+
+    def _forward_input(self, x):
+        """(the array the kernel pools, its padding): explicit -inf padding only when the
+        kernel cannot take it (asymmetric 'same')."""
+        if self._kernel_pad is not None:
+            return x, self._kernel_pad
+        return self._pad_input(x, -np.inf), (0, 0)
 
     def forward(self, x, training=False):
-        if self._kernel_pad is not None:
-            y, idx = ops.max_pool2d(x, self.pool_size, stride=self.strides, padding=self._kernel_pad)
-            shape = x.shape
+        xin, pad = self._forward_input(x)
+        if not training:
+            return ops._max_pool2d_inference(xin, self.pool_size, stride=self.strides, padding=pad)
+        self._xshape = xin.shape
+        if self.pool_size[0] * self.pool_size[1] <= self._WINDOW_OFFSET_LIMIT:
+            y, self._win = ops._max_pool2d_window(xin, self.pool_size, stride=self.strides, padding=pad)
+            self._idx = None
         else:
-            xp = self._pad_input(x, -np.inf)
-            y, idx = ops.max_pool2d(xp, self.pool_size, stride=self.strides)
-            shape = xp.shape
-        if training:
-            self._idx, self._xshape = idx, shape
+            y, self._idx = ops.max_pool2d(xin, self.pool_size, stride=self.strides, padding=pad)
+            self._win = None
         return y
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        dx = ops.max_pool2d_backward(dy, self._idx, self._xshape)
+        if self._win is not None:
+            dx = ops._max_pool2d_window_backward(dy, self._win, self._xshape, self.pool_size,
+                                                 stride=self.strides, padding=self._kernel_pad or (0, 0))
+        else:
+            dx = ops.max_pool2d_backward(dy, self._idx, self._xshape)
         return dx if self._kernel_pad is not None else np.ascontiguousarray(self._crop(dx))
 
 
