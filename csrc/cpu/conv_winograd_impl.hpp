@@ -173,29 +173,36 @@ FASTNN_UNROLL(8)
   }
 }
 
-// V[(a*A + b)*vstride + c0 ...] = (BT d BT^T)[a][b], where d[i][j] is the vector
-// at src[i*A + j] + c0. VT is vec16 (16 channels) or float (one channel). Column
-// pass then row pass, so at most 2A vectors are live at a time.
-template <int M, int R, typename VT>
-inline void input_transform(const float* const* src, i64 c0, float* V, i64 vstride) {
-  constexpr int A = WinoConst<M, R>::A;
-  VT t[A][A];
+// out[(a*A + b)*ostride + c0 ...] = (Mat s Mat^T)[a][b] for the n x n tile whose
+// element s[i][j] is the vector at src[i*n + j] + c0 (A = Mat::rows, n = Mat::cols).
+// VT is vec16 (16 channels) or float (one channel). Column pass then row pass, so at
+// most 2A vectors are live at a time.
+template <class Mat, typename VT>
+inline void two_sided_transform(const float* const* src, i64 c0, float* out, i64 ostride) {
+  constexpr int A = Mat::rows, n = Mat::cols;
+  VT t[A][n];
 FASTNN_UNROLL(8)
-  for (int j = 0; j < A; ++j) {
-    VT d[A], col[A];
+  for (int j = 0; j < n; ++j) {
+    VT s[n], col[A];
 FASTNN_UNROLL(8)
-    for (int i = 0; i < A; ++i) d[i] = load_v<VT>(src[i * A + j] + c0);
-    mat_vec<BTMat<M, R>, VT>(d, col);
+    for (int i = 0; i < n; ++i) s[i] = load_v<VT>(src[i * n + j] + c0);
+    mat_vec<Mat, VT>(s, col);
 FASTNN_UNROLL(8)
     for (int a = 0; a < A; ++a) t[a][j] = col[a];
   }
 FASTNN_UNROLL(8)
   for (int a = 0; a < A; ++a) {
     VT row[A];
-    mat_vec<BTMat<M, R>, VT>(t[a], row);
+    mat_vec<Mat, VT>(t[a], row);
 FASTNN_UNROLL(8)
-    for (int bb = 0; bb < A; ++bb) store_v<VT>(V + (a * A + bb) * vstride + c0, row[bb]);
+    for (int bb = 0; bb < A; ++bb) store_v<VT>(out + (a * A + bb) * ostride + c0, row[bb]);
   }
+}
+
+// The input transform: V = BT d BT^T of an A x A tile of x.
+template <int M, int R, typename VT>
+inline void input_transform(const float* const* src, i64 c0, float* V, i64 vstride) {
+  two_sided_transform<BTMat<M, R>, VT>(src, c0, V, vstride);
 }
 
 // out[oi][oj] = (AT M AT^T)[oi][oj] for channels k0 ...; M[a][b] at m + (a*A + b)*mstride + k0.
@@ -430,29 +437,11 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
   }
 }
 
-// D[(a*A + b)*dstride + k0 ...] = (G g G^T)[a][b], where g[u][v] is the vector at
-// src[u*R + v] + k0 (an R x R tile of dy in the weight gradient, which runs
-// F(M x M, R x R) with M = the kernel size and R = the dy tile).
+// The dy-tile transform of the weight gradient, which runs F(M x M, R x R) with M = the
+// kernel size and R = the dy tile: D = G g G^T of an R x R tile of dy.
 template <int M, int R, typename VT>
 inline void filter_transform(const float* const* src, i64 k0, float* D, i64 dstride) {
-  constexpr int A = WinoConst<M, R>::A;
-  VT t[A][R];
-FASTNN_UNROLL(5)
-  for (int v = 0; v < R; ++v) {
-    VT g[R], col[A];
-FASTNN_UNROLL(5)
-    for (int u = 0; u < R; ++u) g[u] = load_v<VT>(src[u * R + v] + k0);
-    mat_vec<GMat<M, R>, VT>(g, col);
-FASTNN_UNROLL(8)
-    for (int a = 0; a < A; ++a) t[a][v] = col[a];
-  }
-FASTNN_UNROLL(8)
-  for (int a = 0; a < A; ++a) {
-    VT row[A];
-    mat_vec<GMat<M, R>, VT>(t[a], row);
-FASTNN_UNROLL(8)
-    for (int bb = 0; bb < A; ++bb) store_v<VT>(D + (a * A + bb) * dstride + k0, row[bb]);
-  }
+  two_sided_transform<GMat<M, R>, VT>(src, k0, D, dstride);
 }
 
 // dw (RK x RK x C x K) = sum over n, p, q of x(n, p - pt + i, q - pl + j, c) . dy(n, p, q, k)
