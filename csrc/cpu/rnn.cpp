@@ -19,9 +19,10 @@ namespace {
 
 // Per-thread scratch for the backward passes' large gate-gradient buffers, kept
 // (grow-only) across calls: a fresh tens-of-MB buffer per call would be page-faulted
-// in and zeroed by the OS every time. Slot 0: dG / dGx, 1: dGh, 2: h_{t-1} rows.
+// in and zeroed by the OS every time. Slot 0: dG / dGx, 1: dGh, 2: h_{t-1} rows,
+// 3: [x | 1] rows and the [dk; db] result of the fused small-input pass.
 float* scratch(int slot, i64 n) {
-  static thread_local Buffer<float> bufs[3];
+  static thread_local Buffer<float> bufs[4];
   bufs[slot].resize(static_cast<std::size_t>(n));
   return bufs[slot].data();
 }
@@ -251,7 +252,24 @@ void weight_grads(i64 N, i64 T, i64 I, i64 H, i64 GH, const float* x, const floa
                   float* db_h) {
   const i64 NT = N * T;
   if (dx) sgemm(NT, I, GH, dGx, GH, 1, kernel, 1, GH, dx, I);
-  gemm_tn(I, GH, NT, x, I, dGx, GH, dk, GH);
+  // A few inputs (the workbook: I = 1): dk and db in one pass over dGx, as the rows of
+  // [x | 1]^T dGx. Each element is the same sum as in the separate products below (the
+  // small path sums every row of A on its own), so the same bits; the pass over dGx,
+  // latency-bound for one row, is shared.
+  const bool fuse_db = db && I + 1 <= kMaxMR && static_cast<double>(I + 1) * GH * NT <= 4.0e6;
+  if (fuse_db) {
+    float* xa = scratch(3, NT * (I + 1) + (I + 1) * GH);
+    float* out = xa + NT * (I + 1);
+    for (i64 k = 0; k < NT; ++k) {
+      for (i64 i = 0; i < I; ++i) xa[k * (I + 1) + i] = x[k * I + i];
+      xa[k * (I + 1) + I] = 1.0f;
+    }
+    gemm_tn(I + 1, GH, NT, xa, I + 1, dGx, GH, out, GH);
+    std::memcpy(dk, out, sizeof(float) * static_cast<std::size_t>(I * GH));
+    std::memcpy(db, out + I * GH, sizeof(float) * static_cast<std::size_t>(GH));
+  } else {
+    gemm_tn(I, GH, NT, x, I, dGx, GH, dk, GH);
+  }
   if (static_cast<double>(H) * GH * NT > 4.0e6) {
     float* hp = scratch(2, NT * H);
     build_hprev(N, T, H, h0, h_seq, zeros, hp);
@@ -273,7 +291,7 @@ void weight_grads(i64 N, i64 T, i64 I, i64 H, i64 GH, const float* x, const floa
   }
   Buffer<float> ones(static_cast<std::size_t>(kMaxMR));
   for (int i = 0; i < kMaxMR; ++i) ones[i] = 1.0f;
-  if (db) gemm_tn(1, GH, NT, ones.data(), 0, dGx, GH, db, GH);
+  if (db && !fuse_db) gemm_tn(1, GH, NT, ones.data(), 0, dGx, GH, db, GH);
   if (db_h) gemm_tn(1, GH, NT, ones.data(), 0, dGh, GH, db_h, GH);
 }
 
