@@ -320,6 +320,21 @@ float* transformed_weights(const WinogradTransforms& T, i64 C, i64 K, int r, con
   return e->U.data();
 }
 
+// V[xi][c] (xi = a*A + b, at V + xi*vstride) for one tile: the A x A patch of image n
+// of x whose top-left pixel is (h0, w0), zero outside the image, through BT.
+// src: scratch for A*A row pointers.
+template <int M, int R>
+inline void transform_x_tile(const float* x, i64 n, i64 h0, i64 w0, i64 H, i64 W, i64 C, const float* zeros,
+                             const float** src, float* V, i64 vstride) {
+  constexpr int A = WinoConst<M, R>::A;
+  for (int a = 0; a < A; ++a)
+    for (int bb = 0; bb < A; ++bb) {
+      const i64 h = h0 + a, ww = w0 + bb;
+      src[a * A + bb] = (h >= 0 && h < H && ww >= 0 && ww < W) ? x + ((n * H + h) * W + ww) * C : zeros;
+    }
+  input_transform_all<M, R>(src, C, V, vstride);
+}
+
 // Tiles per cache block: as many as keep one block's transformed inputs and
 // products (alpha^2 x tiles x (C + K) floats) within about 512 KiB of the L2, a
 // multiple of 12 (every micro-kernel's MR divides it), between 12 and 48. A function
@@ -370,14 +385,8 @@ inline void winograd_tiles(const WinogradTransforms& T, i64 N, i64 H, i64 W, i64
       for (i64 t = 0; t < tb; ++t) {
         const i64 tile = t0 + t;
         const i64 n = tile / (th * tw), ti = (tile / tw) % th, tj = tile % tw;
-        const i64 h0 = M * ti - pt, w0 = M * tj - pl;
-        for (int a = 0; a < A; ++a)
-          for (int bb = 0; bb < A; ++bb) {
-            const i64 h = h0 + a, ww = w0 + bb;
-            src[a * A + bb] = (h >= 0 && h < H && ww >= 0 && ww < W) ? x + ((n * H + h) * W + ww) * C
-                                                                    : zeros.data();
-          }
-        input_transform_all<M, R>(src.data(), C, V.data() + t * C, tbmax * C);
+        transform_x_tile<M, R>(x, n, M * ti - pt, M * tj - pl, H, W, C, zeros.data(), src.data(),
+                               V.data() + t * C, tbmax * C);
       }
       // 2. alpha^2 GEMMs: Mp[xi] (tb x K) = V[xi] (tb x C) . U[xi] (C x K)
       for (int xi = 0; xi < A2; ++xi) {
@@ -499,14 +508,8 @@ void winograd_weight_grad(i64 N, i64 H, i64 W, i64 C, i64 K, i64 pt, i64 pl, i64
           const i64 tile = t0 + t;
           const i64 n = tile / (th * tw), ti = (tile / tw) % th, tj = tile % tw;
           // V: the x tile under dy's tile, through BT
-          const i64 h0 = MT * ti - pt, w0 = MT * tj - pl;
-          for (int a = 0; a < A; ++a)
-            for (int bb = 0; bb < A; ++bb) {
-              const i64 h = h0 + a, ww = w0 + bb;
-              src[a * A + bb] = (h >= 0 && h < H && ww >= 0 && ww < W) ? x + ((n * H + h) * W + ww) * C
-                                                                      : zeros.data();
-            }
-          input_transform_all<RK, MT>(src.data(), C, V.data() + t * C, tbmax * C);
+          transform_x_tile<RK, MT>(x, n, MT * ti - pt, MT * tj - pl, H, W, C, zeros.data(), src.data(),
+                                   V.data() + t * C, tbmax * C);
           // D: dy's tile through G
           for (int u = 0; u < MT; ++u)
             for (int v = 0; v < MT; ++v) {
