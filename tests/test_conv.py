@@ -168,6 +168,21 @@ def test_conv2d_winograd_rejects_unsupported_shapes(kw, algorithm):
         ops.conv2d(x, w, stride=kw.get("stride", 1), padding=1, algorithm=algorithm)
 
 
+@pytest.mark.parametrize("algorithm", ["winograd_f2x2", "winograd_f4x4"])
+@pytest.mark.parametrize("r", [3, 5])
+def test_conv2d_winograd_backward_finite_differences(algorithm, r):
+    """The Winograd data and weight gradients against finite differences of the Winograd
+    forward (odd sizes, so the last tiles are partial)."""
+    rs = np.random.default_rng(8 + r)
+    x, w = f32(rs, 2, 7, 6, 5), f32(rs, r, r, 5, 6)
+    kw = dict(padding="same", algorithm=algorithm)
+    y = ops.conv2d(x, w, **kw)
+    dy = f32(rs, *y.shape)
+    dx, dw, _ = ops.conv2d_backward(dy, x, w, **kw)
+    fd_check(lambda v: ops.conv2d(v.astype(np.float32), w, **kw), x, dy, dx, name="dx")
+    fd_check(lambda v: ops.conv2d(x, v.astype(np.float32), **kw), w, dy, dw, name="dw")
+
+
 def test_conv2d_fused_relu():
     rs = np.random.default_rng(5)
     x, w, b = f32(rs, 2, 9, 9, 6), f32(rs, 3, 3, 6, 20), f32(rs, 20)
