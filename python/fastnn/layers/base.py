@@ -14,6 +14,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -88,6 +89,13 @@ class Layer:
         self.input_shape = None
         self.output_shape = None
         self.weights: list[WeightSpec] = []
+        # Per-call state: forward keeps what backward needs on self.ctx (never on self),
+        # so that a layer called at several nodes of a graph keeps one context per node;
+        # the model points ctx at the node's context before each forward and backward.
+        self.ctx = SimpleNamespace()
+        # False: store_grad writes the gradient; True: it adds (a later node of a shared
+        # layer in the same backward pass). Set by the model.
+        self._grad_accumulate = False
 
     # -- construction ------------------------------------------------------
     def default_name(self):
@@ -117,6 +125,16 @@ class Layer:
 
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
+
+    def store_grad(self, spec, value):
+        """Gives spec its gradient from this call: written on the layer's first backward
+        of a step, added on later ones (a shared layer); nothing for a frozen weight."""
+        if spec.grad is None or not spec.trainable:
+            return
+        if self._grad_accumulate:
+            spec.grad += value
+        else:
+            spec.grad[...] = value
 
     def regularization_loss(self):
         total = 0.0
