@@ -127,3 +127,33 @@ def test_winograd_weight_gradient_multi_chunk(case):
     dy2[-1] = 0
     dw2 = ops.conv2d_backward(dy2, x, w, padding=padding, algorithm=algorithm, need_dx=False)[1]
     compare(dw2, ref.conv2d_backward(dy2, x, w, 1, padding)[1], name="dw, last image zero")
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_asymmetric_padding_on_every_isa(isa):
+    """The generic and AVX2 builds of the Winograd body (and the GEMM micro-kernels'
+    fused bias + ReLU) with asymmetric padding, in a subprocess under FASTNN_ISA."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, fastnn, sys; sys.path.insert(0, %r)\n"
+        "import reference as ref; from helpers import compare\n"
+        "from fastnn import ops, _core\n"
+        "assert fastnn.build_info()['isa'].startswith(%r), fastnn.build_info()\n"
+        "rs = np.random.default_rng(1)\n"
+        "for r, pd in [(3, (1, 0)), (3, (0, 1)), (5, (2, 1))]:\n"
+        "    x = rs.standard_normal((2, 9, 8, 17)).astype('f'); w = rs.standard_normal((r, r, 17, 19)).astype('f')\n"
+        "    b = rs.standard_normal(19).astype('f')\n"
+        "    for alg in ('winograd_f2x2', 'winograd_f4x4', 'gemm'):\n"
+        "        compare(ops.conv2d(x, w, b, padding=pd, algorithm=alg), ref.conv2d(x, w, b, 1, pd))\n"
+        "        compare(_core.conv2d(x, w, b, padding=pd, algorithm=alg, relu=True),\n"
+        "                np.maximum(ref.conv2d(x, w, b, 1, pd), 0))\n"
+        "        dy = rs.standard_normal(ref.conv2d(x, w, None, 1, pd).shape).astype('f')\n"
+        "        for a, e in zip(ops.conv2d_backward(dy, x, w, padding=pd, algorithm=alg), ref.conv2d_backward(dy, x, w, 1, pd)):\n"
+        "            compare(a, e)\n"
+        "print('ok')\n" % (os.path.dirname(__file__), isa)
+    )
+    res = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTNN_ISA=isa),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
