@@ -157,3 +157,24 @@ def test_asymmetric_padding_on_every_isa(isa):
     res = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTNN_ISA=isa),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("stride", [(1, 2), (2, 1)])
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd_f2x2", "winograd_f4x4"])
+def test_winograd_rejects_a_stride_on_one_axis(stride, algorithm):
+    """Winograd needs stride 1 on both axes: (1, 2) and (2, 1) are refused by name..."""
+    x, w = np.zeros((1, 9, 9, 16), np.float32), np.zeros((3, 3, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="algorithm: 'winograd' needs"):
+        ops.conv2d(x, w, stride=stride, padding=1, algorithm=algorithm)
+
+
+@pytest.mark.parametrize("stride", [(1, 2), (2, 1)])
+def test_auto_with_a_stride_on_one_axis_is_right(stride):
+    """... and "auto" at C, K >= 16 (where stride 1 would take Winograd) gives the reference."""
+    rs = np.random.default_rng(11)
+    x, w, b = f32(rs, 2, 9, 10, 16), f32(rs, 3, 3, 16, 16), f32(rs, 16)
+    y = ops.conv2d(x, w, b, stride=stride, padding=1)
+    compare(y, ref.conv2d(x, w, b, stride, 1))
+    dy = f32(rs, *y.shape)
+    for a, e in zip(ops.conv2d_backward(dy, x, w, stride=stride, padding=1), ref.conv2d_backward(dy, x, w, stride, 1)):
+        compare(a, e)

@@ -183,7 +183,12 @@ def run_mutant(m, fams, site, timeout):
             b = run(["cmake", "--build", BDIR], timeout=900)
             res["build_s"] = round(time.time() - t0, 1)
             if b.returncode:
-                res.update(status="no-build", detail=(b.stdout + b.stderr)[-400:])
+                log = b.stdout + b.stderr
+                if "static assertion failed" in log or "static_assert" in log:
+                    # a compile-time check of the code itself (not a typo in the list) caught it
+                    res.update(status="killed", caught_by="compiler: static_assert")
+                else:
+                    res.update(status="no-build", detail=log[-400:])
                 return res
         env = dict(os.environ, PYTHONPATH=site, PYTHONDONTWRITEBYTECODE="1")
         tests = fams[m["family"]]["tests"]
