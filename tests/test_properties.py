@@ -21,9 +21,17 @@ def conv_case(draw):
     H = draw(st.integers(R, R + 8))
     W = draw(st.integers(S, S + 8))
     N, C, K = draw(st.integers(0, 3)), draw(st.integers(1, 20)), draw(st.integers(1, 40))
-    algorithm = draw(st.sampled_from(["auto", "gemm", "direct", "winograd"]))
-    if algorithm == "winograd" and not (R == S and R in (3, 5) and sh == sw == 1):
+    algorithm = draw(st.sampled_from(["auto", "gemm", "direct", "winograd", "winograd_f2x2", "winograd_f4x4"]))
+    eligible = R == S and R in (3, 5) and sh == sw == 1
+    if algorithm.startswith("winograd") and not eligible:
         algorithm = "auto"
+    if eligible:
+        # Winograd-eligible: always asymmetric (pad_h != pad_w), so a swap of the top and
+        # left padding in the Winograd tile origin cannot pass unseen (issue 23)
+        ph = draw(st.integers(0, R // 2))
+        pw = draw(st.integers(0, R // 2).filter(lambda v: v != ph))
+        padding = (ph, pw)
+        H, W = max(H, R - 2 * ph), max(W, R - 2 * pw)
     seed = draw(st.integers(0, 2**31))
     return N, H, W, C, K, R, S, (sh, sw), padding, algorithm, seed
 
