@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import _archive, _runtime, initializers
+from . import _archive, _runtime, _schema, initializers
 from . import layers as _layers
 from .layers.base import Layer
 
@@ -675,6 +675,7 @@ def load(filepath):
         raise ValueError(f"load: {filepath}: not a fastnn model file (format {meta.get('format')!r})")
     if type(meta.get("version")) is not int or meta["version"] != FORMAT_VERSION:  # not True, not 1.0
         raise ValueError(f"load: {filepath}: unsupported format version {meta.get('version')!r}")
+    _schema.validate(meta, arrays, filepath)  # every field, and the implied shapes, before building
     try:
         return _model_from(meta, arrays, filepath)
     except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
