@@ -161,9 +161,10 @@ def INITIALIZER(v, path):
             SEED(v["seed"], f"{path}.seed")
     from . import initializers
     try:
-        initializers.get(v)
+        init = initializers.get(v)
     except (ValueError, TypeError) as exc:
         _fail(path, f"not a valid initializer ({exc})")
+    _same_fields(v, init, path)
 
 
 def REGULARIZER(v, path):
@@ -178,6 +179,20 @@ def REGULARIZER(v, path):
         regularizers.get(v)
     except (ValueError, TypeError, KeyError) as exc:
         _fail(path, f"not a valid regularizer ({exc})")
+
+
+def _same_fields(cfg, obj, path):
+    """A config object must carry exactly the fields the object it builds records."""
+    if not isinstance(cfg, dict) or not hasattr(obj, "get_config"):
+        return
+    try:
+        want = set(obj.get_config())
+    except Exception:  # noqa: BLE001 - an object without a usable config: nothing to compare
+        return
+    for k in sorted(set(cfg) - want):
+        _fail(f"{path}.{k}", f"unknown field (expected {sorted(want)})")
+    for k in sorted(want - set(cfg)):
+        _fail(f"{path}.{k}", "missing")
 
 
 ACTIVATION = STR(64)
@@ -269,7 +284,7 @@ def _sequential_config(cfg, path):
     for k in cfg:
         if k not in allowed:
             _fail(f"{path}.{k}", "unknown field")
-    for k in ("name", "layers"):
+    for k in ("name", "layers", "build_input_shape"):
         if k not in cfg:
             _fail(f"{path}.{k}", "missing")
     NAME(cfg["name"], f"{path}.name")
@@ -277,8 +292,8 @@ def _sequential_config(cfg, path):
     LIST(lambda e, p: None, 0, MAX_LAYERS)(layers, f"{path}.layers")
     for i, entry in enumerate(layers):
         _layer_entry(entry, f"{path}.layers[{i}]")
-    bis = cfg.get("build_input_shape")
-    if bis is not None:
+    bis = cfg["build_input_shape"]
+    if True:
         if not isinstance(bis, list) or not 2 <= len(bis) <= 9 or bis[0] is not None:
             _fail(f"{path}.build_input_shape", f"expected [null, d1, ...], got {_show(bis)}")
         SHAPE(bis[1:], f"{path}.build_input_shape[1:]")
@@ -293,8 +308,23 @@ CONFIG_SCHEMAS = {"Sequential": _sequential_config}
 _CB_INT = {"wait", "cooldown_counter", "stopped_epoch", "best_epoch", "batches_since_save", "epoch"}
 
 
-def _callback_state(st, path):
+_CB_KEYS = {  # the built-in callbacks' saved state: exactly these keys
+    "ReduceLROnPlateau": {"wait", "cooldown_counter", "best"},
+    "EarlyStopping": {"wait", "stopped_epoch", "best", "best_epoch", "direction", "has_best_weights"},
+    "ModelCheckpoint": {"best", "direction", "batches_since_save", "last_batch_seen"},
+    "LearningRateWarmup": {"target", "done"},
+}
+
+
+def _callback_state(st, path, cls=None):
     FLAT_DICT(st, path)
+    keys = _CB_KEYS.get(cls)
+    if keys is not None:
+        for k in st:
+            if k not in keys:
+                _fail(f"{path}.{k}", f"unknown field for {cls} (expected {sorted(keys)})")
+        for k in sorted(keys - set(st)):
+            _fail(f"{path}.{k}", f"missing (required for {cls})")
     for k, v in st.items():
         p = f"{path}.{k}"
         if k in _CB_INT:
@@ -337,20 +367,28 @@ def _compile(c, path):
             OPT(FLOAT(0))(v, f"{path}.optimizer.{k}")
     from . import optimizers
     try:
-        optimizers.from_config(dict(opt))
+        o = optimizers.from_config(dict(opt))
     except (ValueError, TypeError, KeyError) as exc:
         _fail(f"{path}.optimizer", f"not a valid optimizer config ({exc})")
+    _same_fields(opt, o, f"{path}.optimizer")
     loss = c["loss"]
     if isinstance(loss, dict):
         FLAT_DICT(loss, f"{path}.loss")
     else:
         STR()(loss, f"{path}.loss")
+    from . import losses
+    try:
+        lo = losses.get(loss)
+    except (ValueError, TypeError, KeyError) as exc:
+        _fail(f"{path}.loss", f"not a valid loss ({exc})")
+    if isinstance(loss, dict):
+        _same_fields(loss, lo, f"{path}.loss")
     m = c["metrics"]
     LIST(lambda v, p: (FLAT_DICT(v, p) if isinstance(v, dict) else STR()(v, p)), 0, 64)(m, f"{path}.metrics")
 
 
-_TOP = {"format": True, "version": True, "config": True, "weights": True, "seed": False, "epoch": False,
-        "dropout_streams": False, "compile": False, "optimizer_state": False, "callbacks": False,
+_TOP = {"format": True, "version": True, "config": True, "weights": True, "seed": True, "epoch": True,
+        "dropout_streams": True, "compile": False, "optimizer_state": False, "callbacks": True,
         "checksums": True}
 _TOP_WEIGHTS = {"format": True, "version": True, "weights": True, "checksums": True}
 
@@ -382,8 +420,10 @@ def validate_meta(meta, label="model.json"):
         _compile(meta["compile"], "compile")
     if "optimizer_state" in meta:
         LIST(STR(), 0, 1 << 16)(meta["optimizer_state"], "optimizer_state")
-        if "compile" not in meta and meta["optimizer_state"]:
+        if "compile" not in meta:
             _fail("optimizer_state", "optimizer state without a compiled optimizer")
+    elif "compile" in meta:
+        _fail("optimizer_state", "missing (required with compile)")
     if "callbacks" in meta:
         cbs = meta["callbacks"]
         LIST(lambda v, p: None, 0, 1024)(cbs, "callbacks")
@@ -399,7 +439,7 @@ def validate_meta(meta, label="model.json"):
                     _fail(f"{p}.{k}", "missing")
             STR()(st["class_name"], f"{p}.class_name")
             INT(0, 1024)(st["index"], f"{p}.index")
-            _callback_state(st["state"], f"{p}.state")
+            _callback_state(st["state"], f"{p}.state", st["class_name"])
             LIST(STR(), 0, 1 << 16)(st["arrays"], f"{p}.arrays")
 
 
@@ -417,12 +457,15 @@ def _declared_shapes(cfg):
         return None
     shape = tuple(bis[1:])
     total = 0
+    streams = 0
     for i, entry in enumerate(cfg["layers"]):
         path = f"config.layers[{i}]"
         try:
             layer = _layers.get_class(entry["class_name"]).from_config(dict(entry["config"]))
         except (ValueError, TypeError, KeyError) as exc:
             _fail(path, f"cannot be constructed ({exc})")
+        if isinstance(layer, _layers.Dropout) or hasattr(layer, "sample_offset"):
+            streams += 1  # layers that draw dropout masks from a saved stream seed
         # per-layer lower bound first (no input shape needed): refuses 2^40 units at once
         units = entry["config"].get("units") or entry["config"].get("filters") or 0
         if units > MAX_PARAMS:
@@ -445,7 +488,13 @@ def _declared_shapes(cfg):
         if math.prod(shape) > MAX_ACTIVATION:
             _fail(path, f"output shape {(None,) + shape} has {math.prod(shape)} elements per sample "
                         f"(more than {MAX_ACTIVATION})")
+    if "dropout_streams" in _META_CTX and len(_META_CTX["dropout_streams"]) != streams:
+        _fail("dropout_streams", f"expected {streams} stream seeds (one per dropout-drawing layer), "
+                                 f"got {len(_META_CTX['dropout_streams'])}")
     return out
+
+
+_META_CTX = {}
 
 
 def _all_specs(layer):
@@ -459,7 +508,12 @@ def validate(meta, arrays, label="model.json"):
         validate_meta(meta, label)
         if meta.get("format") == "fastnn-model-weights":
             return
-        shapes = _declared_shapes(meta["config"])
+        _META_CTX.clear()
+        _META_CTX.update({k: meta[k] for k in ("dropout_streams",) if k in meta})
+        try:
+            shapes = _declared_shapes(meta["config"])
+        finally:
+            _META_CTX.clear()
     except SchemaError as exc:
         raise SchemaError(f"load: {label}: {exc}") from None
     if shapes is None:
