@@ -52,6 +52,8 @@ PYBIND11_MODULE(_core, m) {
     if (n < 1) value_error("set_num_threads: n: expected an integer >= 1, got " + std::to_string(n));
     set_num_threads(n);
   }, py::arg("n"));
+  m.def("forked_child", &forked_child,
+        "True in a forked child: kernels run one thread there (OpenMP pools do not survive fork).");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("transpose_a") = false, py::arg("transpose_b") = false,
         "C = op(a) @ op(b) with fastnn's GEMM (float32).");

@@ -3,6 +3,10 @@
 
 #include <atomic>
 #include <cstring>
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define FASTNN_HAVE_ATFORK 1
+#endif
 #if defined(FASTNN_X86)
 #include <xmmintrin.h>
 #endif
@@ -25,6 +29,36 @@ std::atomic<int>& thread_setting() {
   static std::atomic<int> n{initial_threads()};
   return n;
 }
+
+// ---- fork safety ------------------------------------------------------------
+// GNU libgomp's thread pool does not survive fork(): a child that enters a parallel
+// region with more than one thread waits forever for pool threads that exist only in
+// the parent. The child handler below runs in every forked child: it drops the
+// setting to one thread (every kernel region is num_threads(num_threads()), and a
+// team of one never touches the pool) and marks the process, so that a later
+// set_num_threads(n > 1) keeps one thread (the binding warns). exec() starts clean.
+std::atomic<bool>& forked_flag() {
+  static std::atomic<bool> f{false};
+  return f;
+}
+
+#ifdef FASTNN_HAVE_ATFORK
+void on_fork_child() {
+  forked_flag().store(true);
+  thread_setting().store(1);
+#ifdef FASTNN_OPENMP
+  omp_set_num_threads(1);
+#endif
+}
+
+struct AtForkRegistration {
+  AtForkRegistration() {
+    (void)thread_setting();  // construct before any fork
+    pthread_atfork(nullptr, nullptr, &on_fork_child);
+  }
+};
+const AtForkRegistration at_fork_registration;
+#endif
 
 Isa detect_isa() {
 #if defined(FASTNN_X86) && (defined(__GNUC__) || defined(__clang__))
@@ -56,11 +90,13 @@ int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
 #ifdef FASTNN_OPENMP
-  thread_setting().store(n);
+  thread_setting().store(forked_flag().load() ? 1 : n);
 #else
   thread_setting().store(1);
 #endif
 }
+
+bool forked_child() { return forked_flag().load(); }
 
 bool openmp_enabled() {
 #ifdef FASTNN_OPENMP

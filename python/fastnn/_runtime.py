@@ -21,7 +21,19 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n: expected an int, got {type(n).__name__}") from None
     if n < 1:
         raise ValueError(f"set_num_threads: n: expected an integer >= 1, got {n}")
+    if n > 1 and _core.forked_child():
+        import warnings
+        warnings.warn(f"set_num_threads({n}): this process was forked from one that loaded fastnn; "
+                      "its OpenMP thread pool does not survive fork, so kernels keep running one thread "
+                      "here (use the 'spawn' or 'forkserver' start method for threaded workers)",
+                      RuntimeWarning, stacklevel=2)
     _core.set_num_threads(n)
+
+
+def forked_child() -> bool:
+    """True in a process forked (without exec) from one that had loaded fastnn: kernels run
+    one thread there and set_num_threads keeps one (results are the same bits)."""
+    return bool(_core.forked_child())
 
 
 def set_seed(seed: int) -> None:

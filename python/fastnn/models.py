@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import _runtime, initializers
+from . import _archive, _runtime, _schema, initializers
 from . import layers as _layers
 from .layers.base import Layer
 
@@ -675,6 +675,7 @@ def load(filepath):
         raise ValueError(f"load: {filepath}: not a fastnn model file (format {meta.get('format')!r})")
     if type(meta.get("version")) is not int or meta["version"] != FORMAT_VERSION:  # not True, not 1.0
         raise ValueError(f"load: {filepath}: unsupported format version {meta.get('version')!r}")
+    _schema.validate(meta, arrays, filepath)  # every field, and the implied shapes, before building
     try:
         return _model_from(meta, arrays, filepath)
     except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
@@ -800,119 +801,23 @@ def _loss_id(loss):
 
 
 def _atomic_zip(filepath, meta, arrays):
-    if not isinstance(filepath, (str, bytes, os.PathLike)):
-        raise TypeError(f"save: filepath: expected a path, got {type(filepath).__name__}")
-    filepath = os.fspath(filepath)
-    if os.path.isdir(filepath):
-        raise IsADirectoryError(f"save: filepath: {filepath!r} is a directory, expected a file path")
-    directory = os.path.dirname(os.path.abspath(filepath))
-    members = {}
-    for name, arr in arrays.items():
-        buf = io.BytesIO()
-        arr = np.asarray(arr)
-        np.save(buf, arr if arr.flags.c_contiguous else arr.copy(), allow_pickle=False)
-        members[name] = buf.getvalue()
-    meta = dict(meta)
-    meta["checksums"] = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr("model.json", json.dumps(meta, indent=1, default=_json_default))
-                for name, data in members.items():
-                    zf.writestr(name, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-_MEMBER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.npy$")
-_MAX_RATIO = 200  # uncompressed / stored size beyond which a member is refused (zip bombs);
-# fastnn writes members uncompressed, so only a re-packed or crafted file comes near it
+    """Atomic write of the archive (see fastnn._archive)."""
+    _archive.write_archive(filepath, meta, arrays)
 
 
 def _parse_npy(data, name, filepath):
-    """A .npy member -> array, checking the header against the payload before
-    allocating anything (no pickle, no object dtypes, no absurd shape claims)."""
-    fp = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"load: {filepath}: corrupt array {name} ({exc})") from None
-    if dtype.hasobject or dtype.kind not in "fiub":
-        raise ValueError(f"load: {filepath}: array {name} has dtype {dtype}, expected a numeric dtype")
-    count = 1
-    for d in shape:
-        if not isinstance(d, int) or d < 0:
-            raise ValueError(f"load: {filepath}: array {name} has an invalid shape {shape}")
-        count *= d
-    payload = len(data) - fp.tell()
-    if count * dtype.itemsize != payload:
-        raise ValueError(f"load: {filepath}: array {name} claims shape {shape} ({count * dtype.itemsize} bytes) "
-                         f"but holds {payload} bytes")
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=fp.tell())
-    return arr.reshape(shape, order="F" if fortran else "C").copy()
+    """A .npy member held in memory -> array, header checked before allocating."""
+    return _archive.parse_npy(data, name, filepath)
 
 
 def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    raise TypeError(f"cannot store {type(o).__name__} in a model file")
-
-
-# What a damaged archive can raise from zipfile / numpy besides ValueError.
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, NotImplementedError,
-               RuntimeError, zlib.error, struct.error, OverflowError)
+    return _archive._json_default(o)
 
 
 def _read_zip(filepath):
-    """(meta dict, {member name: array}); any unreadable or damaged file -> ValueError."""
-    try:
-        with zipfile.ZipFile(os.fspath(filepath), "r") as zf:
-            try:
-                meta = json.loads(zf.read("model.json"))
-            except KeyError:
-                raise ValueError(f"load: {filepath}: no model.json in the archive") from None
-            except ValueError as exc:
-                raise ValueError(f"load: {filepath}: malformed model.json ({exc})") from None
-            arrays = {}
-            if not isinstance(meta, dict) or not isinstance(meta.get("checksums"), dict):
-                raise ValueError(f"load: {filepath}: model.json has no checksums")
-            sums = meta["checksums"]
-            for info in zf.infolist():
-                if info.filename == "model.json":
-                    continue
-                if not _MEMBER_NAME.match(info.filename) or ".." in info.filename.split("/"):
-                    raise ValueError(f"load: {filepath}: unexpected member {info.filename!r}")
-                if info.file_size > _MAX_RATIO * max(info.compress_size, 1) + (1 << 20):
-                    raise ValueError(f"load: {filepath}: member {info.filename} expands {info.file_size} bytes "
-                                     f"from {info.compress_size}: refused")
-                data = zf.read(info)
-                if sums.get(info.filename) != hashlib.sha256(data).hexdigest():
-                    raise ValueError(f"load: {filepath}: checksum mismatch in {info.filename} (damaged file?)")
-                arrays[info.filename] = _parse_npy(data, info.filename, filepath)
-            missing = set(sums) - set(arrays)
-            if missing:
-                raise ValueError(f"load: {filepath}: missing members {sorted(missing)[:3]}")
-    except _ZIP_ERRORS as exc:
-        raise ValueError(f"load: {filepath}: not a readable fastnn file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"load: {filepath}: malformed model.json")
-    return meta, arrays
+    """(meta dict, {member name: array}), bounded and strict (see fastnn._archive);
+    any unreadable, damaged or non-canonical file -> ValueError."""
+    return _archive.read_archive(filepath)
 
 
 def _bytes(n):

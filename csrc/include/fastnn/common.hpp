@@ -24,6 +24,9 @@ using i64 = std::int64_t;
 int num_threads();
 void set_num_threads(int n);      // n >= 1, else std::invalid_argument
 bool openmp_enabled();
+// True in a process forked (without exec) from one that loaded fastnn: it runs one
+// thread, and set_num_threads keeps one (GNU libgomp's pool does not survive fork).
+bool forked_child();
 
 // ---- floating-point environment ---------------------------------------------
 // Kernels run with flush-to-zero and denormals-are-zero (x86 MXCSR FTZ|DAZ), so

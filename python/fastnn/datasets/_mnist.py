@@ -39,18 +39,70 @@ _ROWS = _COLS = 28
 _PIXELS = _ROWS * _COLS
 
 
+MAX_IDX_BYTES = 1 << 31     # the data an IDX header may declare (full MNIST: 47 MB)
+MAX_CSV_BYTES = 1 << 30     # a CSV after decompression
+
+
+def _open(path, what="load_mnist"):
+    """A regular file (FIFOs, devices, directories refused before opening) -> binary
+    stream, gunzipped (streaming) when it holds gzip data."""
+    from .._archive import open_regular
+    import gzip
+
+    fh, _ = open_regular(path, what)
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb"), fh
+    return fh, fh
+
+
+def _read_bounded(path, limit, what="load_mnist"):
+    """At most `limit` bytes of a (possibly gzip) file, streamed; more -> ValueError."""
+    import zlib
+    f, raw = _open(path, what)
+    try:
+        data = f.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    finally:
+        f.close()
+        raw.close()
+    if len(data) > limit:
+        raise ValueError(f"{path}: more than {limit} bytes (after decompression): refused")
+    return data
+
+
 def _read(path):
-    """The bytes of a file, gunzipped when it is gzip data."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:2] == b"\x1f\x8b":
-        import gzip
-        import zlib
+    """The bytes of a file (gunzipped when it is gzip data), at most MAX_CSV_BYTES."""
+    return _read_bounded(path, MAX_CSV_BYTES)
+
+
+def _read_idx(path, ndim):
+    """An IDX file: the header is read and checked first, then exactly the data it
+    declares is inflated (a gzip bomb stops at the header's size + 1 byte)."""
+    import zlib
+    f, raw = _open(path)
+    try:
         try:
-            data = gzip.decompress(data)
+            head = f.read(4 + 4 * ndim)
+            if len(head) >= 4 and int.from_bytes(head[:4], "big") == 0x800 + ndim and len(head) == 4 + 4 * ndim:
+                dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+                count = 1
+                for d in dims:
+                    count *= d
+                if count > MAX_IDX_BYTES:
+                    raise ValueError(f"{path}: the IDX header declares {tuple(dims)} = {count} bytes "
+                                     f"(at most {MAX_IDX_BYTES}): refused")
+                data = head + f.read(count + 1)
+            else:
+                data = head  # _parse_idx names the problem
         except (OSError, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    return data
+    finally:
+        f.close()
+        raw.close()
+    return _parse_idx(data, path, ndim)
 
 
 def _parse_idx(data, path, ndim):
@@ -82,10 +134,10 @@ def _find(directory, name):
 
 
 def _load_idx_pair(images_path, labels_path):
-    x = _parse_idx(_read(images_path), images_path, 3)
+    x = _read_idx(images_path, 3)
     if x.shape[1:] != (_ROWS, _COLS):
         raise ValueError(f"{images_path}: expected {_ROWS}x{_COLS} images, got {x.shape[1]}x{x.shape[2]}")
-    y = _parse_idx(_read(labels_path), labels_path, 1)
+    y = _read_idx(labels_path, 1)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"{labels_path}: {y.shape[0]} labels for {x.shape[0]} images in {images_path}")
     return x, y
@@ -121,6 +173,8 @@ def _load_csv(path):
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not a UTF-8 text CSV ({e})") from None
+    if "\x00" in text:
+        raise ValueError(f"{path}: the CSV holds NUL bytes (a binary file?)")
     first, _, rest = text.partition("\n")
     header = next(csv.reader([first]), [])
     cells = [h.strip() for h in header]
@@ -165,8 +219,10 @@ def _load_csv(path):
 
 
 def _load_npz(path):
+    from .._archive import open_regular
+    fh, _ = open_regular(path, "load_mnist")  # a FIFO or device is refused, never opened blocking
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with fh, np.load(fh, allow_pickle=False) as f:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as e:
         raise ValueError(f"{path}: expected arrays x_train, y_train, x_test, y_test ({e})") from None

@@ -23,6 +23,7 @@ import numpy as np
 from ._mnist import DATA_DIR
 
 _BUNDLED = {"AAPL": "AAPL.csv"}
+MAX_CSV_BYTES = 1 << 30
 _SYMBOL_COLUMNS = ("symbol", "ticker")
 
 
@@ -64,13 +65,21 @@ def load_stock_prices(symbol="AAPL", path=None, date_column="Date", close_column
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, f"{symbol}.csv")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        try:
-            rows = list(csv.reader(f))
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not a readable CSV ({e})") from None
+    import io
+    from .._archive import open_regular
+    fh, _ = open_regular(path, "load_stock_prices", max_bytes=MAX_CSV_BYTES)  # FIFOs, devices refused
+    with fh:
+        raw = fh.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        raise ValueError(f"{path}: more than {MAX_CSV_BYTES} bytes: refused")
+    if b"\x00" in raw:
+        raise ValueError(f"{path}: the CSV holds NUL bytes (a binary file?)")
+    try:
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable CSV ({e})") from None
     if not rows:
         raise ValueError(f"{path}: empty file, expected a header with {date_column!r} and {close_column!r}")
     header, body = rows[0], rows[1:]
