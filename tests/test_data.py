@@ -98,6 +98,95 @@ def test_stratified_matches_sklearn_counts(rng):
     np.testing.assert_allclose(np.bincount(y_te, minlength=5), np.bincount(y_te_sk, minlength=5), atol=1)
 
 
+def _sk_split():
+    return pytest.importorskip("sklearn.model_selection").train_test_split
+
+
+@pytest.mark.parametrize("kw", [{}, {"test_size": 0.1}, {"test_size": 7}, {"train_size": 0.6},
+                                {"train_size": 30, "test_size": 10}, {"train_size": 0.5, "test_size": 0.2},
+                                {"shuffle": False}, {"shuffle": False, "test_size": 0.3}])
+@pytest.mark.parametrize("seed", [0, 2, 42, 12345])
+def test_split_rows_equal_sklearn(kw, seed, rng):
+    sk = _sk_split()
+    x = rng.standard_normal((53, 3))
+    y = np.arange(53)
+    w = rng.standard_normal(53)
+    ours = train_test_split(x, y, w, random_state=seed, **kw)
+    theirs = sk(x, y, w, random_state=seed, **kw)
+    assert len(ours) == len(theirs) == 6
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2, 7])
+@pytest.mark.parametrize("kw", [{"test_size": 0.3}, {"test_size": 0.1}, {"train_size": 0.5}, {"test_size": 11}])
+def test_stratified_rows_equal_sklearn(one_hot, seed, kw, rng):
+    sk = _sk_split()
+    y = rng.permutation(np.repeat(np.arange(5), [37, 21, 13, 8, 5]))
+    x = np.arange(len(y))
+    strat = np.eye(5)[y] if one_hot else y
+    ours = train_test_split(x, y, random_state=seed, stratify=strat, **kw)
+    theirs = sk(x, y, random_state=seed, stratify=strat, **kw)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_split_random_state_instance_and_string_labels(rng):
+    sk = _sk_split()
+    y = rng.choice(np.array(["cat", "dog", "eel"]), 40)
+    x = np.arange(40)
+    ours = train_test_split(x, random_state=np.random.RandomState(3), stratify=y)
+    theirs = sk(x, random_state=np.random.RandomState(3), stratify=y)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_split_defaults_like_sklearn():
+    x = np.arange(100)
+    x_tr, x_te = train_test_split(x, random_state=0)
+    assert len(x_te) == 25 and len(x_tr) == 75  # test_size=0.25 when both sizes are None
+    x_tr, x_te = train_test_split(x, train_size=0.9, random_state=0)
+    assert len(x_tr) == 90 and len(x_te) == 10
+    # the workbook's call: 10 % validation with random_state=2, the rows of a plain
+    # RandomState(2) permutation (first n_test rows are the test part)
+    perm = np.random.RandomState(2).permutation(100)
+    _, x_te, _, y_te = train_test_split(x, x * 10, test_size=0.1, random_state=2)
+    np.testing.assert_array_equal(x_te, perm[:10])
+    np.testing.assert_array_equal(y_te, perm[:10] * 10)
+    # three arrays, None passes through, no shuffle keeps order
+    a_tr, a_te, n_tr, n_te = train_test_split(x, None, test_size=0.2, shuffle=False)
+    np.testing.assert_array_equal(a_tr, np.arange(80))
+    np.testing.assert_array_equal(a_te, np.arange(80, 100))
+    assert n_tr is None and n_te is None
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"train_size": 0.8, "test_size": 0.3}, "test_size \\+ train_size"),
+    ({"train_size": 8, "test_size": 5}, "more than"),
+    ({"train_size": 1.0}, "train_size"),
+    ({"train_size": 0}, "train_size"),
+    ({"shuffle": False, "stratify": np.arange(10) % 2}, "shuffle"),
+    ({"stratify": np.arange(10) % 5, "test_size": 3}, "number of classes"),
+    ({"stratify": np.arange(10) % 5, "train_size": 3}, "number of classes"),
+    ({"stratify": np.zeros((10, 2, 2))}, "stratify"),
+])
+def test_split_bad_sizes(kw, match):
+    with pytest.raises(ValueError, match=match):
+        train_test_split(np.zeros((10, 2)), np.zeros(10), **kw)
+
+
+def test_split_bad_arrays():
+    with pytest.raises(ValueError, match="at least one"):
+        train_test_split()
+    with pytest.raises(ValueError, match="arrays\\[2\\]"):
+        train_test_split(np.zeros(10), np.zeros(10), np.zeros(9))
+    with pytest.raises(TypeError, match="train_size"):
+        train_test_split(np.zeros(10), train_size=True)
+    with pytest.raises(TypeError, match="random_state"):
+        train_test_split(np.zeros(10), random_state=1.5)
+
+
 @pytest.mark.parametrize("kw,exc,match", [
     ({"test_size": 0.0}, ValueError, "test_size"),
     ({"test_size": 1.0}, ValueError, "test_size"),

@@ -13,7 +13,8 @@ from ._runtime import build_info, get_num_threads, get_seed, set_num_threads, se
 __version__ = "0.1.0"
 
 _LAZY_MODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
-                 "initializers", "data", "datasets", "cuda", "bench", "selfcheck", "demo", "stocks", "distributed"}
+                 "initializers", "data", "datasets", "cuda", "bench", "selfcheck", "demo", "stocks", "distributed",
+                 "utils", "preprocessing", "backend"}
 _LAZY_ATTRS = {"Sequential": ("models", "Sequential")}
 
 # fastnn.distributed is importable on demand only (it needs the optional mpi4py).

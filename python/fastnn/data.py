@@ -9,11 +9,12 @@ Decisions (the contract is DESIGN.md's "Data" block; where it is silent):
 - ``to_categorical`` follows Keras: labels of shape (N,) or (N, 1) give (N, K); other
   shapes get a trailing class axis. Float labels are accepted when they hold whole
   numbers. Labels < 0 or >= num_classes raise ValueError.
-- ``train_test_split`` follows scikit-learn's rules for ``test_size`` (a float in (0, 1)
-  is a fraction, rounded up; an int is a count) and ``stratify`` (class proportions
-  kept by largest remainders; every class needs at least 2 members), but not its random
-  stream: the same ``random_state`` gives the same split in fastnn, not sklearn's split.
-  ``random_state`` may be None, an int or a ``numpy.random.Generator``.
+- ``train_test_split(*arrays, test_size=None, train_size=None, random_state=None,
+  shuffle=True, stratify=None)`` is scikit-learn's: the same sizes (test_size 0.25 when
+  both are None; a float test fraction rounds up, a train fraction down), the same
+  errors, and for the same int ``random_state`` the same rows (a RandomState permutation,
+  the first n_test rows for test; stratified: scikit-learn's StratifiedShuffleSplit draw
+  order). Before this the default test_size was 0.1 and the random stream was fastnn's.
 - ``temporal_split`` puts the first ``floor(train_fraction * N)`` samples in the training
   part and never shuffles; both parts must be non-empty. ``y`` may be None in both splits
   (then the y parts are None).
@@ -137,92 +138,173 @@ def to_categorical(labels, num_classes=None):
 # ---------------------------------------------------------------------------
 # splits
 
-def _rng(random_state):
-    if isinstance(random_state, np.random.Generator):
+def _random_state(random_state):
+    """scikit-learn's check_random_state: None -> a fresh RandomState seeded from the OS
+    (fastnn never touches numpy's global one), an int -> RandomState(int), a RandomState
+    or a numpy Generator is used as it is."""
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
         return random_state
     if random_state is None:
-        return np.random.default_rng()
+        return np.random.RandomState()
     if isinstance(random_state, (bool, np.bool_)):
-        raise TypeError("random_state: expected None, an int or a numpy Generator, got bool")
+        raise TypeError("random_state: expected None, an int, a numpy RandomState or Generator, got bool")
     try:
         seed = operator.index(random_state)
     except TypeError:
-        raise TypeError("random_state: expected None, an int or a numpy Generator, got "
+        raise TypeError("random_state: expected None, an int, a numpy RandomState or Generator, got "
                         f"{type(random_state).__name__}") from None
-    if seed < 0:
-        raise ValueError(f"random_state: expected a non-negative int, got {seed}")
-    return np.random.default_rng(seed)
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"random_state: expected an int in [0, 2**32), got {seed}")
+    return np.random.RandomState(seed)
 
 
 def _take(a, idx):
     return None if a is None else a[idx]
 
 
-def train_test_split(x, y, test_size=0.1, random_state=None, stratify=None):
-    """Shuffle and split (x, y) into train and test parts: x_tr, x_te, y_tr, y_te.
+def _size_kind(v, name):
+    """'none' | 'i' | 'f' for a train/test size (bools and other types raise)."""
+    if v is None:
+        return "none"
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a float in (0, 1), an int count or None, got bool")
+    if isinstance(v, numbers.Integral):
+        return "i"
+    if isinstance(v, numbers.Real):
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name}: expected a float in (0, 1), got {v}")
+        return "f"
+    raise TypeError(f"{name}: expected a float in (0, 1), an int count or None, got {type(v).__name__}")
 
-    test_size: a float in (0, 1) (fraction of the samples, rounded up) or an int count.
-    stratify: class labels (N,) (or one-hot rows (N, K)) whose proportions both parts keep.
-    Deterministic for an int random_state."""
-    x = np.asarray(x)
-    n = _length(x, "x")
-    if y is not None:
-        y = np.asarray(y)
-        if _length(y, "y") != n:
-            raise ValueError(f"y: expected {n} samples to match x, got {y.shape[0]}")
-    if isinstance(test_size, (bool, np.bool_)):
-        raise TypeError("test_size: expected a float in (0, 1) or an int, got bool")
-    if isinstance(test_size, numbers.Integral):
-        n_test = int(test_size)
-        if not 1 <= n_test <= n - 1:
-            raise ValueError(f"test_size: expected an int count in [1, {n - 1}] for {n} samples, got {n_test}")
-    elif isinstance(test_size, numbers.Real):
-        f = float(test_size)
-        if not 0.0 < f < 1.0:
-            raise ValueError(f"test_size: expected a fraction in (0, 1), got {test_size}")
-        n_test = int(math.ceil(f * n))
-        if not 1 <= n_test <= n - 1:
-            raise ValueError(f"test_size={test_size} with {n} samples leaves an empty part")
+
+def _split_sizes(n, test_size, train_size):
+    """(n_train, n_test) by scikit-learn's rules (_validate_shuffle_split)."""
+    if test_size is None and train_size is None:
+        test_size = 0.25
+    kinds = {}
+    for name, v in (("test_size", test_size), ("train_size", train_size)):
+        k = kinds[name] = _size_kind(v, name)
+        if (k == "i" and not 0 < v < n) or (k == "f" and not 0.0 < v < 1.0):
+            raise ValueError(f"{name}={v} should be either positive and smaller than the number of samples "
+                             f"{n} or a float in the (0, 1) range")
+    kt, kr = kinds["test_size"], kinds["train_size"]
+    if kt == "f" and kr == "f" and train_size + test_size > 1:
+        raise ValueError(f"test_size + train_size = {train_size + test_size}: expected at most 1; reduce "
+                         "test_size and/or train_size")
+    n_test = math.ceil(float(test_size) * n) if kt == "f" else (int(test_size) if kt == "i" else None)
+    n_train = math.floor(float(train_size) * n) if kr == "f" else (int(train_size) if kr == "i" else None)
+    if n_train is None:
+        n_train = n - n_test
+    elif n_test is None:
+        n_test = n - n_train
+    if n_train + n_test > n:
+        raise ValueError(f"train_size + test_size = {n_train + n_test} samples, more than the {n} samples; "
+                         "reduce test_size and/or train_size")
+    if n_train == 0:
+        raise ValueError(f"with {n} samples, test_size={test_size} and train_size={train_size} the training "
+                         "part is empty; adjust them")
+    return n_train, n_test
+
+
+def _approximate_mode(counts, n_draws, rs):
+    """Samples per class for n_draws draws: floor of the proportional share, the rest
+    given to the largest remainders, ties broken by rs.choice (scikit-learn's rule and
+    random-number use, so the same RandomState gives the same counts)."""
+    share = counts / counts.sum() * n_draws
+    out = np.floor(share)
+    need = int(n_draws - out.sum())
+    if need > 0:
+        rem = share - out
+        for value in np.sort(np.unique(rem))[::-1]:
+            (ties,) = np.where(rem == value)
+            k = min(len(ties), need)
+            out[rs.choice(ties, size=k, replace=False)] += 1
+            need -= k
+            if need == 0:
+                break
+    return out.astype(np.int64)
+
+
+def _class_codes(s, n):
+    """(class codes (n,), counts per class) with the classes in scikit-learn's order:
+    sorted values for 1-D labels, rows sorted by their space-joined text for 2-D."""
+    if s.ndim == 1:
+        _, codes, counts = np.unique(s, return_inverse=True, return_counts=True)
+        return codes.reshape(-1), counts
+    rows, codes, counts = np.unique(s.reshape(n, -1), axis=0, return_inverse=True, return_counts=True)
+    codes = codes.reshape(-1)
+    # scikit-learn names a multi-label row by " ".join(row.astype(str)); order classes alike
+    # (one string per distinct row, not per sample)
+    names = np.array([" ".join(r.astype(str)) for r in rows])
+    order = np.argsort(names, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[codes], counts[order]
+
+
+def _stratified_indices(s, n, n_train, n_test, rs):
+    codes, counts = _class_codes(s, n)
+    k = counts.shape[0]
+    if counts.min() < 2:
+        raise ValueError("stratify: the least populated class has only 1 member; every class needs at least 2")
+    if n_train < k:
+        raise ValueError(f"train_size = {n_train} should be greater or equal to the number of classes = {k}")
+    if n_test < k:
+        raise ValueError(f"test_size = {n_test} should be greater or equal to the number of classes = {k}")
+    by_class = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
+    n_i = _approximate_mode(counts, n_train, rs)
+    t_i = _approximate_mode(counts - n_i, n_test, rs)
+    train, test = [], []
+    for i in range(k):  # one draw per class, in class order (scikit-learn's stream)
+        members = by_class[i][rs.permutation(counts[i])]
+        train.append(members[:n_i[i]])
+        test.append(members[n_i[i]:n_i[i] + t_i[i]])
+    return rs.permutation(np.concatenate(train)), rs.permutation(np.concatenate(test))
+
+
+def train_test_split(*arrays, test_size=None, train_size=None, random_state=None, shuffle=True, stratify=None):
+    """Split arrays into random train and test parts, as scikit-learn's train_test_split:
+    ``a_train, a_test, b_train, b_test, ... = train_test_split(a, b, ...)``.
+
+    test_size / train_size: a float in (0, 1) (fraction; test rounded up, train down), an
+    int count, or None (the complement of the other; both None: test_size=0.25).
+    random_state: None, an int, a numpy RandomState (or Generator). For the same int the
+    rows are exactly scikit-learn's. shuffle=False takes the first n_train rows for
+    training and the next n_test for test. stratify: class labels (N,) or rows (N, K)
+    whose proportions both parts keep (needs shuffle=True). An entry of arrays may be
+    None: both of its parts are None."""
+    if not arrays:
+        raise ValueError("train_test_split: expected at least one array")
+    arrs = [None if a is None else np.asarray(a) for a in arrays]
+    present = [(i, a) for i, a in enumerate(arrs) if a is not None]
+    if not present:
+        raise ValueError("train_test_split: expected at least one array that is not None")
+    name = lambda i: "x" if i == 0 else ("y" if i == 1 else f"arrays[{i}]")  # noqa: E731
+    n = _length(present[0][1], name(present[0][0]))
+    for i, a in present[1:]:
+        if _length(a, name(i)) != n:
+            raise ValueError(f"{name(i)}: expected {n} samples to match {name(present[0][0])}, got {a.shape[0]}")
+    n_train, n_test = _split_sizes(n, test_size, train_size)
+    if not shuffle:
+        if stratify is not None:
+            raise ValueError("stratify: a stratified split needs shuffle=True")
+        tr, te = np.arange(n_train), np.arange(n_train, n_train + n_test)
     else:
-        raise TypeError(f"test_size: expected a float or an int, got {type(test_size).__name__}")
-    rng = _rng(random_state)
-    if stratify is None:
-        perm = rng.permutation(n)
-        te, tr = perm[:n_test], perm[n_test:]
-    else:
-        s = np.asarray(stratify)
-        if _length(s, "stratify") != n:
-            raise ValueError(f"stratify: expected {n} labels to match x, got {s.shape[0]}")
-        if s.ndim == 1:
-            classes, codes, counts = np.unique(s, return_inverse=True, return_counts=True)
+        rs = _random_state(random_state)
+        if stratify is None:
+            perm = rs.permutation(n)
+            te, tr = perm[:n_test], perm[n_test:n_test + n_train]
         else:
-            classes, codes, counts = np.unique(s.reshape(n, -1), axis=0, return_inverse=True,
-                                               return_counts=True)
-        codes = codes.reshape(-1)
-        k = classes.shape[0]
-        if counts.min() < 2:
-            raise ValueError("stratify: every class needs at least 2 samples, the least populated "
-                             f"has {int(counts.min())}")
-        if n_test < k or n - n_test < k:
-            raise ValueError(f"test_size: with stratify, both parts need at least one sample of each of "
-                             f"the {k} classes; got {n_test} test and {n - n_test} training samples")
-        # test samples per class: largest-remainder rounding of n_test * share
-        exact = counts * (n_test / n)
-        t = np.floor(exact).astype(np.int64)
-        left = n_test - int(t.sum())
-        if left > 0:
-            frac = exact - t
-            order = np.lexsort((rng.random(k), -frac))  # largest remainder, ties at random
-            t[order[:left]] += 1
-        perm = rng.permutation(n)
-        grouped = perm[np.argsort(codes[perm], kind="stable")]  # by class, random within
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        cls = codes[grouped]
-        rank = np.arange(n) - starts[cls]
-        is_test = rank < t[cls]
-        te = rng.permutation(grouped[is_test])
-        tr = rng.permutation(grouped[~is_test])
-    return x[tr], x[te], _take(y, tr), _take(y, te)
+            s = np.asarray(stratify)
+            if _length(s, "stratify") != n:
+                raise ValueError(f"stratify: expected {n} labels to match x, got {s.shape[0]}")
+            if s.ndim > 2:
+                raise ValueError(f"stratify: expected labels (N,) or rows (N, K), got shape {s.shape}")
+            tr, te = _stratified_indices(s, n, n_train, n_test, rs)
+    out = []
+    for a in arrs:
+        out += [_take(a, tr), _take(a, te)]
+    return out
 
 
 def temporal_split(x, y, train_fraction=0.7):
