@@ -271,15 +271,17 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
   }
   const i64 nc_max = std::min<i64>(ceil_div(NC, NR) * NR, ceil_div(N, NR) * NR);
   Buffer<float> bpack(static_cast<std::size_t>(KC * nc_max));
-  // Few rows with contiguous A rows (Dense at batch 86: m86n256k3136): the micro-kernel
-  // reads A in place instead of each task packing it (with few row blocks the column
-  // groups would pack the same block again and again). Same bits: each element's
-  // K block is one micro-kernel sum from k = 0 either way.
-  const bool a_in_place = csa == 1 && M < 128 && !(gemm_disabled_paths() & kGemmPathSmallM);
+  // The last, partial row tile of each A block (mr < MR rows) with contiguous A rows:
+  // the micro-kernel reads those rows in place and computes only mr rows, where the
+  // packed kernel would compute MR rows of zero padding (Dense at batch 86 =
+  // 7 x 12 + 2 rows: 1.14x at 1 thread on m86n256k3136, Zen 4). Full tiles stay
+  // packed (reading all of A in place was 0.95x on m96n512k1024). Same bits: each
+  // element's K block is one micro-kernel sum from k = 0 either way.
+  const bool tail_in_place = csa == 1 && !(gemm_disabled_paths() & kGemmPathSmallM);
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
-    Buffer<float> apack(a_in_place ? 0 : static_cast<std::size_t>(KC * MC));
+    Buffer<float> apack(static_cast<std::size_t>(KC * MC));
     for (i64 jc = 0; jc < N; jc += NC) {
       const i64 nc = std::min<i64>(NC, N - jc);
       const i64 npanels = ceil_div(nc, NR);
@@ -302,24 +304,22 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
           const i64 mc = std::min<i64>(MC, M - ic);
           const i64 pbeg = npanels * g / ngroups, pend = npanels * (g + 1) / ngroups;
           if (pbeg == pend) continue;
-          if (a_in_place) {
-            for (i64 ir = 0; ir < mc; ir += MR) {
-              const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
-              const float* ap[16];
-              for (int i = 0; i < mr; ++i) ap[i] = A + (ic + ir + i) * rsa + pc;
+          const i64 mc_packed = tail_in_place ? mc / MR * MR : mc;
+          if (mc_packed > 0) pack_a(uk, mc_packed, kc, A + ic * rsa + pc * csa, rsa, csa, apack.data());
+          for (i64 ir = 0; ir < mc; ir += MR) {
+            const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
+            if (ir >= mc_packed) {  // the partial tile, A rows in place
+              const float* arow[16];
+              for (int i = 0; i < mr; ++i) arow[i] = A + (ic + ir + i) * rsa + pc;
               for (i64 p = pbeg; p < pend; ++p) {
                 const i64 jr = p * NR;
                 const int nr = static_cast<int>(std::min<i64>(NR, nc - jr));
                 const float* b = bpack.data() + p * kc * NR;
-                uk.rowptr(1, kc, ap, &b, NR, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, f,
+                uk.rowptr(1, kc, arow, &b, NR, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, f,
                           bias ? bias + jc + jr : nullptr);
               }
+              continue;
             }
-            continue;
-          }
-          pack_a(uk, mc, kc, A + ic * rsa + pc * csa, rsa, csa, apack.data());
-          for (i64 ir = 0; ir < mc; ir += MR) {
-            const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
             const float* ap = apack.data() + ir * kc;
             for (i64 p = pbeg; p < pend; ++p) {
               const i64 jr = p * NR;

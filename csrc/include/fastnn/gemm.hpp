@@ -22,7 +22,8 @@ enum EpilogueFlags : int {
 };
 
 // Paths of sgemm that may be switched off (tests compare them with the packed path;
-// same-process A/B timings): bit 0 = small M read in place in the packed loop nest.
+// same-process A/B timings): bit 0 = the partial row tile of each A block read in
+// place by the packed loop nest (else packed with zero rows).
 enum GemmPathBits : int { kGemmPathSmallM = 1 };
 void set_gemm_disabled_paths(int mask);
 int gemm_disabled_paths();
