@@ -281,7 +281,7 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
-    Buffer<float> apack(static_cast<std::size_t>(KC * MC));
+    Buffer<float> apack(static_cast<std::size_t>(KC * ceil_div(MC, MR) * MR));  // whole tiles
     for (i64 jc = 0; jc < N; jc += NC) {
       const i64 nc = std::min<i64>(NC, N - jc);
       const i64 npanels = ceil_div(nc, NR);
