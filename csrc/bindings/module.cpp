@@ -19,6 +19,26 @@ py::dict build_info() {
   d["threads"] = num_threads();
   const MicroKernels& uk = micro_kernels();
   d["gemm_tile"] = std::to_string(uk.MR) + "x" + std::to_string(uk.NR);
+  const CpuInfo& cpu = cpu_info();
+  py::dict c;
+  c["vendor"] = cpu.vendor;
+  c["brand"] = cpu.brand;
+  c["family"] = cpu.family;
+  c["model"] = cpu.model;
+  c["core"] = cpu.core;
+  c["l1d_bytes"] = cpu.l1d;
+  c["l2_bytes"] = cpu.l2;
+  c["l3_bytes"] = cpu.l3;
+  c["cache_source"] = cpu.cache_source;
+  d["cpu"] = c;
+  const GemmBlocking& g = gemm_blocking();
+  py::dict b;
+  b["kc"] = g.kc;
+  b["mc"] = g.mc;
+  b["nc"] = g.nc;
+  b["source"] = g.source;
+  b["warning"] = g.warning;
+  d["gemm_blocking"] = b;
   d["cuda"] = false;
   return d;
 }
@@ -57,6 +77,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("transpose_a") = false, py::arg("transpose_b") = false,
         "C = op(a) @ op(b) with fastnn's GEMM (float32).");
+  m.def("_gemm_disabled_paths", &gemm_disabled_paths);
+  m.def("_set_gemm_disabled_paths", [](int mask) {
+    if (mask < 0) value_error("mask: expected an integer >= 0, got " + std::to_string(mask));
+    set_gemm_disabled_paths(mask);
+  }, py::arg("mask"), "Switch sgemm paths off (tests and A/B timings; 1 = small M in place).");
   m.def("measure_fma_peak", [](int threads, double seconds) {
     if (threads < 1) value_error("threads: expected >= 1, got " + std::to_string(threads));
     py::gil_scoped_release nogil;

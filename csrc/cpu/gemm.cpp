@@ -3,6 +3,7 @@
 #include "fastnn/gemm.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #ifdef FASTNN_OPENMP
@@ -154,8 +155,7 @@ void pack_b(const MicroKernels& uk, i64 p0, i64 p1, i64 nc, i64 kc, const float*
   }
 }
 
-constexpr i64 kGemmNC = 1536;   // B block: kGemmKC x kGemmNC floats (1.5 MB) in L2/L3
-constexpr i64 kGemmMCMax = 96;  // rows of A packed per task (x kGemmKC, stays in L2)
+std::atomic<int> g_disabled_paths{0};
 
 // C = A B (epilogue per flags) with the rows of A read in place (unit column stride),
 // tile by tile over (row tile, column panel) on nthreads threads. B is either read in
@@ -173,8 +173,9 @@ void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float
     const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
     const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
     float* c = C + i0 * ldc + j0;
-    for (i64 pc = 0; pc < K; pc += kGemmKC) {
-      const i64 kc = std::min<i64>(kGemmKC, K - pc);
+    const i64 KC = gemm_blocking().kc;
+    for (i64 pc = 0; pc < K; pc += KC) {
+      const i64 kc = std::min<i64>(KC, K - pc);
       const float* b = b_packed ? B + pc * npan * NR + p * kc * NR : B + pc * ldb + j0;
       const i64 bstride = b_packed ? NR : ldb;
       const int acc = pc == 0 ? (flags & kAccumulate) : kAccumulate;
@@ -199,7 +200,7 @@ void gemm_rows_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float
   });
 }
 
-// C (op)= A B with A(i, k) = A[k * lda + i] and B(k, j) = B[k * ldb + j], K <= kGemmKC:
+// C (op)= A B with A(i, k) = A[k * lda + i] and B(k, j) = B[k * ldb + j], K <= KC:
 // each (row tile, column panel) tile is one colseg call over all of K on one thread.
 void gemm_tn_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float* A, i64 lda,
                       const float* B, i64 ldb, float* C, i64 ldc, int flags, int nthreads) {
@@ -217,11 +218,16 @@ void gemm_tn_in_place(const MicroKernels& uk, i64 M, i64 N, i64 K, const float* 
 }  // namespace
 
 // ---------------------------------------------------------------------------
+void set_gemm_disabled_paths(int mask) { g_disabled_paths.store(mask); }
+int gemm_disabled_paths() { return g_disabled_paths.load(std::memory_order_relaxed); }
+
 void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B,
            i64 rsb, i64 csb, float* C, i64 ldc, int flags, const float* bias) {
   if (M <= 0 || N <= 0) return;
   const MicroKernels& uk = micro_kernels();
   const int MR = uk.MR, NR = uk.NR;
+  const GemmBlocking& blk = gemm_blocking();
+  const i64 KC = blk.kc, MC = blk.mc, NC = blk.nc;
   if (K <= 0) {  // empty sum: C = 0 (or unchanged) then epilogue
     for (i64 i = 0; i < M; ++i)
       for (i64 j = 0; j < N; ++j) {
@@ -243,7 +249,7 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
     gemm_rows_in_place(uk, M, N, K, A, rsa, B, rsb, false, C, ldc, flags, bias, nt);
     return;
   }
-  if (rsa == 1 && csb == 1 && K <= kGemmKC && !(flags & (kBias | kRelu)) &&
+  if (rsa == 1 && csb == 1 && K <= KC && !(flags & (kBias | kRelu)) &&
       double(M) * double(N) * double(K) <= 2.6e5) {
     // A small transposed product (a dense layer's weight gradient x^T dy): A's columns
     // and B's rows are contiguous, so the strided micro-kernel reads both in place.
@@ -257,43 +263,63 @@ void sgemm(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, const float* B
     // panels per K block) and let the micro-kernel read A rows in place.
     const i64 npan = ceil_div(N, NR);
     Buffer<float> bpack(static_cast<std::size_t>(K * npan * NR));
-    for (i64 pc = 0; pc < K; pc += kGemmKC)  // block pc at bpack + pc * npan * NR
-      pack_b(uk, 0, npan, N, std::min<i64>(kGemmKC, K - pc), B + pc * rsb, rsb, csb,
+    for (i64 pc = 0; pc < K; pc += KC)  // block pc at bpack + pc * npan * NR
+      pack_b(uk, 0, npan, N, std::min<i64>(KC, K - pc), B + pc * rsb, rsb, csb,
              bpack.data() + pc * npan * NR);
     gemm_rows_in_place(uk, M, N, K, A, rsa, bpack.data(), NR, true, C, ldc, flags, bias, nthreads);
     return;
   }
-  const i64 nc_max = std::min<i64>(kGemmNC, ceil_div(N, NR) * NR);
-  Buffer<float> bpack(static_cast<std::size_t>(kGemmKC * nc_max));
+  const i64 nc_max = std::min<i64>(ceil_div(NC, NR) * NR, ceil_div(N, NR) * NR);
+  Buffer<float> bpack(static_cast<std::size_t>(KC * nc_max));
+  // The last, partial row tile of each A block (mr < MR rows) with contiguous A rows:
+  // the micro-kernel reads those rows in place and computes only mr rows, where the
+  // packed kernel would compute MR rows of zero padding (Dense at batch 86 =
+  // 7 x 12 + 2 rows: 1.14x at 1 thread on m86n256k3136, Zen 4). Full tiles stay
+  // packed (reading all of A in place was 0.95x on m96n512k1024). Same bits: each
+  // element's K block is one micro-kernel sum from k = 0 either way.
+  const bool tail_in_place = csa == 1 && !(gemm_disabled_paths() & kGemmPathSmallM);
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1) FASTNN_FP_TEAM
   {
-    Buffer<float> apack(static_cast<std::size_t>(kGemmKC * kGemmMCMax));
-    for (i64 jc = 0; jc < N; jc += kGemmNC) {
-      const i64 nc = std::min<i64>(kGemmNC, N - jc);
+    Buffer<float> apack(static_cast<std::size_t>(KC * ceil_div(MC, MR) * MR));  // whole tiles
+    for (i64 jc = 0; jc < N; jc += NC) {
+      const i64 nc = std::min<i64>(NC, N - jc);
       const i64 npanels = ceil_div(nc, NR);
-      for (i64 pc = 0; pc < K; pc += kGemmKC) {
-        const i64 kc = std::min<i64>(kGemmKC, K - pc);
+      for (i64 pc = 0; pc < K; pc += KC) {
+        const i64 kc = std::min<i64>(KC, K - pc);
         const int f = (pc == 0 ? (flags & kAccumulate) : kAccumulate) |
                       (pc + kc >= K ? (flags & (kBias | kRelu)) : 0);
 #pragma omp for schedule(static)
         for (i64 p = 0; p < npanels; ++p)
           pack_b(uk, p, p + 1, nc, kc, B + pc * rsb + jc * csb, rsb, csb, bpack.data());
         // Tasks: (row block) x (column group). Each task packs its own A block.
-        const i64 mblocks = ceil_div(M, kGemmMCMax);
+        const i64 mblocks = ceil_div(M, MC);
         i64 ngroups = 1;
         if (mblocks < 2 * nthreads) ngroups = std::min<i64>(npanels, 2 * nthreads);
         const i64 ntasks = mblocks * ngroups;
 #pragma omp for schedule(static)
         for (i64 t = 0; t < ntasks; ++t) {
           const i64 mb = t / ngroups, g = t % ngroups;
-          const i64 ic = mb * kGemmMCMax;
-          const i64 mc = std::min<i64>(kGemmMCMax, M - ic);
+          const i64 ic = mb * MC;
+          const i64 mc = std::min<i64>(MC, M - ic);
           const i64 pbeg = npanels * g / ngroups, pend = npanels * (g + 1) / ngroups;
           if (pbeg == pend) continue;
-          pack_a(uk, mc, kc, A + ic * rsa + pc * csa, rsa, csa, apack.data());
+          const i64 mc_packed = tail_in_place ? mc / MR * MR : mc;
+          if (mc_packed > 0) pack_a(uk, mc_packed, kc, A + ic * rsa + pc * csa, rsa, csa, apack.data());
           for (i64 ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
+            if (ir >= mc_packed) {  // the partial tile, A rows in place
+              const float* arow[16];
+              for (int i = 0; i < mr; ++i) arow[i] = A + (ic + ir + i) * rsa + pc;
+              for (i64 p = pbeg; p < pend; ++p) {
+                const i64 jr = p * NR;
+                const int nr = static_cast<int>(std::min<i64>(NR, nc - jr));
+                const float* b = bpack.data() + p * kc * NR;
+                uk.rowptr(1, kc, arow, &b, NR, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, f,
+                          bias ? bias + jc + jr : nullptr);
+              }
+              continue;
+            }
             const float* ap = apack.data() + ir * kc;
             for (i64 p = pbeg; p < pend; ++p) {
               const i64 jr = p * NR;
@@ -313,9 +339,10 @@ void sgemm_reference(i64 M, i64 N, i64 K, const float* A, i64 rsa, i64 csa, cons
   for (i64 i = 0; i < M; ++i)
     for (i64 j = 0; j < N; ++j) {
       float total = (flags & kAccumulate) ? C[i * ldc + j] : 0.0f;
-      for (i64 pc = 0; pc < K; pc += kGemmKC) {
+      const i64 KC = gemm_blocking().kc;
+      for (i64 pc = 0; pc < K; pc += KC) {
         float block = 0.0f;
-        for (i64 k = pc; k < std::min<i64>(K, pc + kGemmKC); ++k)
+        for (i64 k = pc; k < std::min<i64>(K, pc + KC); ++k)
           block += A[i * rsa + k * csa] * B[k * rsb + j * csb];
         total = (pc == 0 && !(flags & kAccumulate)) ? block : total + block;
       }

@@ -55,8 +55,21 @@ def get_seed() -> int:
     return _seed
 
 
+def _warn_gemm_blocking() -> None:
+    """A rejected FASTNN_GEMM_BLOCKING becomes a RuntimeWarning at import (the core ignores it)."""
+    msg = _core.build_info()["gemm_blocking"]["warning"]
+    if msg:
+        import warnings
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+_warn_gemm_blocking()
+
+
 def build_info() -> dict:
-    """What this build of fastnn is: version, compiler, ISA chosen at run time, OpenMP, threads."""
+    """What this build of fastnn is: version, compiler, ISA chosen at run time, OpenMP, threads,
+    the CPU ('cpu': vendor, brand, family, model, core, l1d/l2/l3_bytes, cache_source) and the GEMM
+    blocking ('gemm_blocking': kc, mc, nc, source, warning)."""
     from . import __version__
 
     from . import cuda

@@ -3,11 +3,15 @@
 //
 // Canonical summation order (the same on every path, for every M and every
 // thread count, so results are bitwise reproducible and batch-size invariant):
-// for each output element, K is cut into blocks of kGemmKC; each block is summed
-// in increasing k from 0 with one multiply-add per step; the block sums are then
-// added to C in block order; bias and ReLU come last.
+// for each output element, K is cut into blocks of KC (gemm_blocking().kc, chosen
+// once per process from the CPU: see cpuinfo.hpp); each block is summed in
+// increasing k from 0 with one multiply-add per step; the block sums are then added
+// to C in block order; bias and ReLU come last. So the bits may differ between
+// CPUs (or FASTNN_GEMM_BLOCKING settings) whose KC differs, never between thread
+// counts or batch sizes in one process.
 #pragma once
 #include "fastnn/common.hpp"
+#include "fastnn/cpuinfo.hpp"
 
 namespace fastnn {
 
@@ -17,7 +21,12 @@ enum EpilogueFlags : int {
   kRelu = 4,        // max(., 0)
 };
 
-constexpr i64 kGemmKC = 256;
+// Paths of sgemm that may be switched off (tests compare them with the packed path;
+// same-process A/B timings): bit 0 = the partial row tile of each A block read in
+// place by the packed loop nest (else packed with zero rows).
+enum GemmPathBits : int { kGemmPathSmallM = 1 };
+void set_gemm_disabled_paths(int mask);
+int gemm_disabled_paths();
 
 // One ISA's micro-kernels. A tile is mr x nr (<= MR x NR) of row-major C.
 struct MicroKernels {
