@@ -255,6 +255,10 @@ def _mutations(meta):
             out.append(("extra", path, None))
             continue
         wrong, rng = _bad_values(v)
+        if path[-1] == "best" and isinstance(v, str):
+            # a monitor's best is a number, or a string standing for +-inf before the first
+            # epoch improved it: a number in its place is valid, not a type error
+            wrong = [b for b in wrong if not isinstance(b, (int, float))]
         out += [("type", path, b) for b in wrong] + [("range", path, b) for b in rng]
         if isinstance(path[-1], str) and path[-1] not in _OPTIONAL:
             out.append(("missing", path, None))
