@@ -154,3 +154,13 @@ def test_bomb_member_refused(tmp_path):
         zf.writestr("metadata.json", b" " * (64 << 20))        # replaces nothing: a duplicate name
     with pytest.raises(ValueError):
         keras_format.load_keras(p)
+
+
+def test_model_save_and_load_dispatch_on_the_keras_suffix(tmp_path):
+    m = fnn.Sequential([fnn.layers.Dense(3, activation="relu", input_shape=(4,)), fnn.layers.Dense(2)])
+    x = RNG.random((5, 4), np.float32)
+    m.save(tmp_path / "m.keras")
+    assert zipfile.ZipFile(tmp_path / "m.keras").namelist() == ["metadata.json", "config.json", "model.weights.h5"]
+    np.testing.assert_array_equal(fnn.models.load(tmp_path / "m.keras").predict(x), m.predict(x))
+    np.testing.assert_array_equal(fnn.models.load_model(str(tmp_path / "m.keras")).predict(x), m.predict(x))
+    assert _rel(np.asarray(keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0)), m.predict(x)) <= 1e-5

@@ -85,3 +85,12 @@ def test_unexportable_layer_is_named(tmp_path):
     m = Sequential([layers.Dense(3, input_shape=(4,)), Odd(name="odd")])
     with pytest.raises(ValueError, match="odd"):
         onnx_export.to_onnx(m)
+
+
+def test_model_export_method(tmp_path):
+    m = Sequential([layers.Dense(3, activation="tanh", input_shape=(4,))])
+    x = RNG.random((2, 4), np.float32)
+    m.export(tmp_path / "d.onnx", format="onnx")
+    assert _rel(_run(tmp_path / "d.onnx", {"input": x})[0], m.predict(x)) <= 1e-5
+    with pytest.raises(ValueError, match="format"):
+        m.export(tmp_path / "d.tf", format="tf_saved_model")

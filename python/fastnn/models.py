@@ -610,8 +610,12 @@ class Sequential:
                 "build_input_shape": None if not self.built else [None] + list(self._input_shape)}
 
     def save(self, filepath):
-        """Writes the model (config, weights, optimizer, RNG and callback state) atomically."""
+        """Writes the model (config, weights, optimizer, RNG and callback state) atomically.
+        A path ending in ``.keras`` writes a Keras 3 archive instead (config and weights)."""
         self._require_built("save")
+        if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(".keras"):
+            from .interop.keras_format import save_keras
+            return save_keras(self, filepath)
         arrays = {}
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "config": self.get_config(),
                 "weights": [], "seed": self._seed, "epoch": self._epoch,
@@ -638,6 +642,15 @@ class Sequential:
             cstates.append({"class_name": type(cb).__name__, "index": j, "state": cb.get_state(), "arrays": names})
         meta["callbacks"] = cstates
         _atomic_zip(filepath, meta, arrays)
+
+    def export(self, filepath, format="onnx"):
+        """Keras 3's export: ``format="onnx"`` writes an ONNX model (opset 17) that ONNX
+        Runtime runs with the same NHWC inputs as predict."""
+        self._require_built("export")
+        if format != "onnx":
+            raise ValueError(f"export: format: expected 'onnx', got {format!r}")
+        from .interop.onnx_export import export_onnx
+        return export_onnx(self, filepath)
 
     def save_weights(self, filepath):
         self._require_built("save_weights")
@@ -669,7 +682,10 @@ class Sequential:
 
 def load(filepath):
     """Loads a model written by ``model.save`` (no pickle). A missing, truncated or
-    damaged file, or one that is not a fastnn model, raises ValueError."""
+    damaged file, or one that is not a fastnn model, raises ValueError. A ``.keras``
+    path is read as a Keras 3 archive (``load_keras``)."""
+    if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(".keras"):
+        return load_keras(filepath)
     meta, arrays = _read_zip(filepath)
     if meta.get("format") != FORMAT:
         raise ValueError(f"load: {filepath}: not a fastnn model file (format {meta.get('format')!r})")
@@ -681,6 +697,21 @@ def load(filepath):
     except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
         # a model.json with the right tag but a wrong structure (edited or damaged)
         raise ValueError(f"load: {filepath}: malformed model file ({type(exc).__name__}: {exc})") from None
+
+
+load_model = load   # Keras's spelling
+
+
+def load_keras(filepath):
+    """A Keras 3 ``.keras`` file -> a fastnn model (see fastnn.interop.keras_format)."""
+    from .interop.keras_format import load_keras as _load_keras
+    return _load_keras(filepath)
+
+
+def from_torch_state_dict(model, state_dict, mapping=None):
+    """Loads a torch.nn state dict into model (see fastnn.interop.torch_weights)."""
+    from .interop.torch_weights import from_torch_state_dict as _from_torch
+    return _from_torch(model, state_dict, mapping)
 
 
 def _model_from(meta, arrays, filepath):
