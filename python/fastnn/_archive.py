@@ -152,12 +152,21 @@ def write_archive(filepath, meta, arrays, what="save"):
         if not valid_member_name(name):
             raise ValueError(f"{what}: internal error: bad member name {name!r}")
     text, members = _encode(meta, arrays)
+    write_atomic(filepath, lambda fh: _write_zip(fh, text, members))
+
+
+def write_atomic(filepath, write):
+    """Calls write(fh) on a new temp file beside filepath, fsyncs it and renames it over
+    filepath (then fsyncs the directory); on any failure the temp file is removed and
+    filepath is untouched. Afterwards stale temps of earlier killed writes to the same
+    target are removed."""
+    filepath = os.fsdecode(os.fspath(filepath))
     directory = os.path.dirname(os.path.abspath(filepath))
     tmp = os.path.join(directory, _tmp_stem(os.path.basename(filepath)) + f"{os.getpid()}-{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write_zip(fh, text, members)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, filepath)

@@ -21,7 +21,6 @@ import inspect
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -498,21 +497,12 @@ def save_keras(model, path):
                     target.create_dataset(str(i), data=np.asarray(spec.value, np.float32))
     meta = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "saved_by": "fastnn"}
-    p = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(p))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("metadata.json", json.dumps(meta))
-                zf.writestr("config.json", json.dumps(config))
-                zf.writestr("model.weights.h5", buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .._archive import write_atomic
+
+    def write(fh):
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("metadata.json", json.dumps(meta))
+            zf.writestr("config.json", json.dumps(config))
+            zf.writestr("model.weights.h5", buf.getvalue())
+
+    write_atomic(path, write)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import numpy as np
 
@@ -176,9 +175,6 @@ def _dense(g, layer, x):
     if layer.use_bias:
         y = g.op("Add", [y, g.const(layer.bias.value.astype(np.float32), "B")])
     return _activation(g, y, layer.activation, layer)
-
-
-_REVERSE_T = None
 
 
 def _reverse_time(g, x, axis):
@@ -388,19 +384,8 @@ def to_onnx(model):
 def export_onnx(model, path):
     """Writes model as an ONNX file (atomically); returns the path."""
     proto = to_onnx(model)
-    p = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(p))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(proto.SerializeToString())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return p
+    from .._archive import write_atomic
+
+    data = proto.SerializeToString()
+    write_atomic(path, lambda fh: fh.write(data))
+    return os.fspath(path)
